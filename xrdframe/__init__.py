@@ -1,0 +1,21 @@
+"""xrdframe: crystal system, extinction group, space group and unit cell from powder patterns.
+
+The core holds the plugin host (:mod:`xrdframe.plugin`), pipeline specs
+(:mod:`xrdframe.spec`), the command line and the crystallography every method
+shares; each method is a plugin.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("xrdframe")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from xrdframe.api import create
+from xrdframe.component import Component, ComponentRef, param
+from xrdframe.errors import SpecError, XrdframeError
+
+__all__ = ["__version__", "create", "Component", "ComponentRef", "param", "SpecError", "XrdframeError"]

@@ -1,0 +1,196 @@
+"""The ``xrdframe`` command line.
+
+Exit codes: 0 success; 2 invalid input (a spec, a file, an argument; every
+problem listed, no traceback); 1 runtime failure (one clear message; the full
+traceback with ``-v``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from typing import Any, Sequence
+
+import attrs
+
+from xrdframe.component import KINDS
+from xrdframe.errors import SpecError, XrdframeError, did_you_mean
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_INVALID = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on usage errors, as the contract wants
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from xrdframe import __version__
+
+    parser = _Parser(prog="xrdframe", description="Crystal symmetry and unit cells from powder diffraction.")
+    parser.add_argument("--version", action="version", version=f"xrdframe {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on failure")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("run", help="validate a spec, then run it")
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the spec, e.g. --set seed=3 (repeatable)")
+    p.add_argument("--force", action="store_true", help="re-run stages even when unchanged")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("check", help="validate a spec without running it")
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the spec before validating (repeatable)")
+    p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser("plugins", help="list plugins and the components they provide")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_plugins)
+
+    p = sub.add_parser("describe", help="show a component's parameters")
+    p.add_argument("kind", help=f"component kind: {', '.join(KINDS)}")
+    p.add_argument("name", help="component name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_describe)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    try:
+        return int(args.handler(args) or 0)
+    except SpecError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_INVALID
+    except XrdframeError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"xrdframe: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print("xrdframe: interrupted; finished stages are kept, re-run to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear message unless -v
+        if args.verbose:
+            traceback.print_exc()
+        print(f"xrdframe: error: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from xrdframe.spec.pipeline import load_pipeline
+
+    pipeline = load_pipeline(args.spec, args.overrides)
+    if not args.quiet:
+        names = ", ".join(f"{s.name} ({s.task.name})" for s in pipeline.stages)
+        print(f"{args.spec}: valid; stages: {names}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from xrdframe.plugin.manager import get_registry
+    from xrdframe.run import run_pipeline
+    from xrdframe.spec.pipeline import load_pipeline
+
+    pipeline = load_pipeline(args.spec, args.overrides)
+    run_pipeline(pipeline, get_registry(), quiet=args.quiet, force=args.force)
+    if not args.quiet:
+        print(f"done: outputs in {pipeline.output}")
+    return EXIT_OK
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from xrdframe.plugin.manager import get_registry
+
+    registry = get_registry()
+    plugins = [p.as_dict() for _, p in sorted(registry.plugins.items())]
+    conflicts = {kind: {name: [p.name for p in infos] for name, infos in table.items()}
+                 for kind, table in registry.conflicts().items()}
+    if args.json:
+        print(json.dumps({"plugins": plugins, "kinds": list(KINDS),
+                          "components": {k: registry.names(k) for k in KINDS},
+                          "conflicts": conflicts}, indent=2))
+        return EXIT_OK
+    for p in plugins:
+        dist = f"{p['distribution']} {p['version']}" if p["distribution"] else "(no distribution)"
+        print(f"{p['name']}  [{p['status']}]  {dist}")
+        if p["error"]:
+            print(f"    error: {p['error']}")
+        for kind, names in sorted(p["components"].items()):
+            print(f"    {kind}: {', '.join(names)}")
+    for kind, table in conflicts.items():
+        for name, providers in table.items():
+            print(f"conflict: {kind} {name!r} provided by {' and '.join(providers)} (unusable)")
+    return EXIT_OK
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from xrdframe.plugin.manager import get_registry
+    from xrdframe.spec.validation import describe_type, resolved_fields, unstructure
+
+    registry = get_registry()
+    if args.kind not in KINDS:
+        print(f"xrdframe: error: unknown component kind {args.kind!r}{did_you_mean(args.kind, KINDS)}; "
+              f"kinds: {', '.join(KINDS)}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        registered = registry.lookup(args.kind, args.name)
+    except LookupError as exc:
+        print(f"xrdframe: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    comp = registered.component
+    params = []
+    for field in resolved_fields(comp.params):
+        if field.default is attrs.NOTHING:
+            default: Any = None
+            required = True
+        else:
+            required = False
+            default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
+        params.append({"name": field.name, "type": describe_type(field.type), "required": required,
+                       "default": unstructure(default), "unit": field.metadata.get("unit"),
+                       "doc": field.metadata.get("doc", "")})
+    doc = (comp.factory.__doc__ or "").strip()
+    info = {"kind": args.kind, "name": comp.name, "summary": comp.summary, "plugin": registered.plugin.name,
+            "distribution": registered.plugin.distribution, "version": registered.plugin.version,
+            "requires": list(comp.requires), "params": params, "doc": doc}
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    print(f"{args.kind} {comp.name}: {comp.summary}")
+    print(f"  from plugin {registered.plugin.name} ({registered.plugin.distribution} {registered.plugin.version})")
+    if comp.requires:
+        print(f"  requires: {', '.join(comp.requires)}")
+    if not params:
+        print("  parameters: none")
+    else:
+        print("  parameters:")
+        for p in params:
+            default_text = "required" if p["required"] else f"default {json.dumps(p['default'], default=str)}"
+            unit = f" [{p['unit']}]" if p["unit"] else ""
+            print(f"    {p['name']}: {p['type']}, {default_text}{unit}")
+            if p["doc"]:
+                print(f"        {p['doc']}")
+    if doc:
+        print()
+        print("\n".join("  " + line for line in doc.splitlines()))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Running validated pipelines: contexts, progress, stage skipping and provenance.
+
+Every run writes into its output directory the resolved spec
+(``spec.resolved.yaml``: every default filled in) and ``versions.json`` (xrdframe
+and every plugin). A stage of a pipeline writes, last and atomically,
+``.xrdframe-stage.json`` holding a content hash of its configuration and inputs;
+a later run skips the stage while that hash is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, TypeVar
+
+import attrs
+import yaml
+
+from xrdframe.errors import XrdframeError
+from xrdframe.files import write_json_atomic, write_text_atomic
+from xrdframe.spec.pipeline import Pipeline, Stage
+from xrdframe.spec.validation import unstructure
+
+__all__ = ["RunContext", "run_pipeline", "stage_fingerprint", "STAGE_MARKER"]
+
+log = logging.getLogger("xrdframe")
+T = TypeVar("T")
+STAGE_MARKER = ".xrdframe-stage.json"
+
+
+@attrs.define
+class RunContext:
+    """What a task's ``run`` receives.
+
+    :ivar output: the directory receiving every artifact (created).
+    :ivar seed: the stage's seed; derive every random generator from it.
+    :ivar stage: the stage name (the task name for a single-task spec).
+    :ivar log: a logger for progress and notes.
+    """
+
+    output: Path
+    seed: int
+    stage: str
+    log: logging.Logger = log
+    quiet: bool = False
+
+    def progress(self, items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
+        """Yield ``items``, reporting progress on stderr at most every 2 s."""
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        last = start = time.monotonic()
+        n = 0
+        for n, item in enumerate(items, 1):
+            yield item
+            now = time.monotonic()
+            if not self.quiet and now - last >= 2.0:
+                last = now
+                of = f"/{total}" if total else ""
+                rate = n / max(now - start, 1e-9)
+                print(f"[{self.stage}] {desc} {n}{of} ({rate:.1f}/s)", file=sys.stderr, flush=True)
+        if not self.quiet and n and time.monotonic() - start >= 2.0:
+            print(f"[{self.stage}] {desc} done: {n} in {time.monotonic() - start:.1f} s",
+                  file=sys.stderr, flush=True)
+
+
+def _resolved_stage(stage: Stage) -> dict[str, Any]:
+    body = unstructure(stage.task.params)
+    return {"xrdframe": 1, "task": stage.task.name, "seed": stage.seed, "output": str(stage.output), **body}
+
+
+def _path_digest(value: str) -> str | None:
+    """A digest of the files a path names (sizes and modification times), or None."""
+    path = Path(value)
+    try:
+        if not path.exists():
+            return None
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if f.name == STAGE_MARKER:
+            continue
+        st = f.stat()
+        h.update(f"{f.relative_to(path) if f != path else f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def stage_fingerprint(stage: Stage, registry: Any, upstream: dict[str, str]) -> str:
+    """Content hash of a stage: its resolved configuration, the versions of the
+    plugins it uses, the hashes of the stages it reads, and the files it names."""
+    resolved = _resolved_stage(stage)
+    resolved.pop("output", None)
+    inputs = {s: _path_digest(s) for s in sorted(set(_strings(resolved))) if len(s) < 4096 and s}
+    inputs = {k: v for k, v in inputs.items() if v is not None}
+    payload = {
+        "config": resolved,
+        "versions": registry.versions(),
+        "upstream": {name: upstream.get(name) for name in stage.depends_on},
+        "inputs": inputs,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_pipeline(pipeline: Pipeline, registry: Any, *, quiet: bool = False, force: bool = False) -> list[str]:
+    """Run every stage in order; return the names of the stages that ran.
+
+    A pipeline stage whose fingerprint matches its completion marker is skipped
+    (unless ``force``). A single-task spec always runs.
+
+    :raises XrdframeError: a stage failed (the message names it).
+    """
+    ran: list[str] = []
+    done: dict[str, str] = {}
+    for stage in pipeline.stages:
+        fingerprint = stage_fingerprint(stage, registry, done)
+        marker = stage.output / STAGE_MARKER
+        if pipeline.is_pipeline and not force and _completed(marker) == fingerprint:
+            if not quiet:
+                print(f"[{stage.name}] unchanged since it completed; skipped ({stage.output})", file=sys.stderr)
+            done[stage.name] = fingerprint
+            continue
+        marker.unlink(missing_ok=True)
+        stage.output.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(stage.output / "spec.resolved.yaml",
+                          yaml.safe_dump(_resolved_stage(stage), sort_keys=False))
+        write_json_atomic(stage.output / "versions.json", registry.versions())
+        if not quiet:
+            print(f"[{stage.name}] running task {stage.task.name!r} -> {stage.output}", file=sys.stderr)
+        context = RunContext(output=stage.output, seed=stage.seed, stage=stage.name, quiet=quiet)
+        task = stage.task.build()
+        start = time.monotonic()
+        try:
+            task.run(context)
+        except XrdframeError as exc:
+            raise XrdframeError(f"stage {stage.name!r} (task {stage.task.name!r}) failed: {exc}") from exc
+        seconds = time.monotonic() - start
+        write_json_atomic(marker, {"fingerprint": fingerprint, "task": stage.task.name,
+                                   "seconds": round(seconds, 3),
+                                   "completed": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        if not quiet:
+            print(f"[{stage.name}] done in {seconds:.1f} s", file=sys.stderr)
+        done[stage.name] = fingerprint
+        ran.append(stage.name)
+    if pipeline.is_pipeline:
+        write_text_atomic(pipeline.output / "spec.resolved.yaml", yaml.safe_dump(
+            {"xrdframe": 1, "output": str(pipeline.output),
+             "stages": {s.name: _resolved_stage(s) for s in pipeline.stages}}, sort_keys=False))
+        write_json_atomic(pipeline.output / "versions.json", registry.versions())
+    return ran
+
+
+def _completed(marker: Path) -> str | None:
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
