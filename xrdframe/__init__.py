@@ -16,6 +16,20 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from xrdframe.api import create
 from xrdframe.component import Component, ComponentRef, param
+from xrdframe.diffraction import PeakList, simulate_peaks
 from xrdframe.errors import SpecError, XrdframeError
+from xrdframe.structure import Structure, read_structure
 
-__all__ = ["__version__", "create", "Component", "ComponentRef", "param", "SpecError", "XrdframeError"]
+__all__ = [
+    "__version__",
+    "create",
+    "read_structure",
+    "simulate_peaks",
+    "Component",
+    "ComponentRef",
+    "PeakList",
+    "SpecError",
+    "Structure",
+    "XrdframeError",
+    "param",
+]

@@ -12,7 +12,8 @@ import json
 import logging
 import sys
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -64,7 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_describe)
 
+    p = sub.add_parser("peaks", help="simulated powder peak list of a CIF as CSV")
+    p.add_argument("structure", help="crystal structure (CIF)")
+    p.add_argument("--wavelength", type=_positive_float, default=1.5406, help="Angstrom (default 1.5406, Cu Ka1)")
+    p.add_argument("--two-theta-max", type=_positive_float, default=120.0, help="degrees (default 120)")
+    p.add_argument("--two-theta-min", type=float, default=0.0, help="degrees (default 0)")
+    p.set_defaults(handler=_cmd_peaks)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +206,26 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if doc:
         print()
         print("\n".join("  " + line for line in doc.splitlines()))
+    return EXIT_OK
+
+
+def _cmd_peaks(args: argparse.Namespace) -> int:
+    import csv
+
+    from xrdframe.diffraction import simulate_peaks
+    from xrdframe.structure import StructureError, read_structure
+
+    try:
+        structure = read_structure(args.structure)
+        peaks = simulate_peaks(structure, args.wavelength, (args.two_theta_min, args.two_theta_max))
+    except (StructureError, XrdframeError) as exc:
+        print(f"xrdframe: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["two_theta", "d", "h", "k", "l", "multiplicity", "intensity"])
+    for tt, d, hkl, m, i in zip(peaks.two_theta, peaks.d, peaks.hkl, peaks.multiplicity, peaks.intensity,
+                                strict=True):
+        writer.writerow([f"{tt:.4f}", f"{d:.5f}", *(int(x) for x in hkl), int(m), f"{i:.3f}"])
     return EXIT_OK
 
 

@@ -10,7 +10,8 @@ with :class:`Component` descriptors returned from the ``xrdframe_*`` hooks (see
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import attrs
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import attrs
 import numpy as np
@@ -84,7 +84,7 @@ class PeakDataset:
     meta: dict
 
     @classmethod
-    def open(cls, root: str | Path) -> "PeakDataset":
+    def open(cls, root: str | Path) -> PeakDataset:
         root = Path(root)
         meta_path = root / "dataset.json"
         try:

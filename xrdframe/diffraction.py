@@ -36,9 +36,9 @@ computes one reflection per symmetry orbit, vectorized over reflections and atom
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
 import attrs
 import gemmi

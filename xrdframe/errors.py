@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -60,7 +60,9 @@ class SpecError(Exception):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest choices, or an empty string."""
-    close = difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.7)
     if not close:
         return ""
+    best = difflib.SequenceMatcher(None, name, close[0]).ratio()
+    close = [c for c in close if difflib.SequenceMatcher(None, name, c).ratio() >= best - 0.08]
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

@@ -90,7 +90,7 @@ def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: st
         raise StructureError(f"{label}: no atom sites")
     fract = np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites]) % 1.0
     elements = [s.element.name for s in sites]
-    unknown = sorted({e for e, s in zip(elements, sites) if s.element.atomic_number == 0})
+    unknown = sorted({e for e, s in zip(elements, sites, strict=True) if s.element.atomic_number == 0})
     if unknown:
         raise StructureError(f"{label}: unknown element type(s) {', '.join(unknown)} in _atom_site_type_symbol")
     occupancy = np.array([s.occ for s in sites])

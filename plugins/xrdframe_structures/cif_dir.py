@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import attrs
 import numpy as np
 import spglib
+import spglib.error
 
 from xrdframe.component import param
 from xrdframe.errors import XrdframeError
@@ -40,9 +42,16 @@ def spglib_space_group(structure: Structure, symprec: float = 1e-3) -> int | Non
     Atoms of one element with different occupancies count as different species.
     """
     lattice = np.array(structure.unit_cell.orth.mat).T  # rows are the lattice vectors a, b, c
-    species = [f"{e}:{o:.4f}" for e, o in zip(structure.elements, structure.occupancy)]
+    species = [f"{e}:{o:.4f}" for e, o in zip(structure.elements, structure.occupancy, strict=True)]
     _, numbers = np.unique(species, return_inverse=True)
-    dataset = spglib.get_symmetry_dataset((lattice, structure.fract, numbers + 1), symprec=symprec)
+    old = spglib.error.OLD_ERROR_HANDLING
+    spglib.error.OLD_ERROR_HANDLING = False  # raise SpglibError instead of returning None with a warning
+    try:
+        dataset = spglib.get_symmetry_dataset((lattice, structure.fract, numbers + 1), symprec=symprec)
+    except spglib.error.SpglibError:
+        return None
+    finally:
+        spglib.error.OLD_ERROR_HANDLING = old
     return None if dataset is None else int(dataset.number)
 
 

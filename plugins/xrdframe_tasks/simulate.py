@@ -54,7 +54,7 @@ class Simulate:
         shard_dir = out / "shards"
         shard_dir.mkdir(parents=True, exist_ok=True)
         progress_path = out / "progress.json"
-        config = {"params": unstructure(p), "seed": context.seed}
+        config = json.loads(json.dumps({"params": unstructure(p), "seed": context.seed}))
         done = _read_progress(progress_path)
         if done.get("config") != config:
             done = {}  # an interrupted run of another configuration: start over
@@ -105,7 +105,7 @@ class Simulate:
         rng = np.random.default_rng(context.seed)
         names = list(p.splits)
         assignment = rng.choice(len(names), size=len(rows), p=np.array([p.splits[n] for n in names]))
-        for row, split in zip(rows, assignment):
+        for row, split in zip(rows, assignment, strict=True):
             row[STRUCTURE_COLUMNS.index("split")] = names[split]
         write_csv_atomic(out / "structures.csv", STRUCTURE_COLUMNS, rows)
         write_csv_atomic(out / "skipped.csv", ("source", "reason"), skipped)

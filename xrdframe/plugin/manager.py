@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib.metadata as importlib_metadata
 import os
 import traceback
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 import pluggy

@@ -18,7 +18,7 @@ Hooks are prefixed ``xrdframe_``; implement them with
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import pluggy
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import attrs
 import yaml
@@ -213,7 +214,7 @@ def _task(data: Mapping[str, Any], path: tuple, registry: Any, allowed_top: Iter
     params_cls = registered.component.params
     params, found = structure(task_keys, params_cls, path)
     for p in found:
-        if p.message.startswith("unknown key"):
+        if p.message.startswith("unknown key") and len(p.path) == len(path) + 1:
             # the task's own keys and the spec's top-level keys are both allowed here
             keys = sorted({*allowed_top, *(f.name for f in attrs.fields(params_cls))})
             key = str(p.path[-1])

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextvars
 import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import attrs
 import cattrs
@@ -169,6 +170,9 @@ def _component_ref(value: Any, cls: type[ComponentRef]) -> ComponentRef:
                 params = converter.structure(raw, registered.component.params)
             except Exception as exc:  # noqa: BLE001 - collected and reported with its path
                 errors.append(_noted(exc, "params"))
+                found = list(_problems(exc, ()))
+                for problem in _validate_partial(raw, registered.component.params, (), found):
+                    errors.append(_noted(_Located(problem.path, problem.message), "params"))
     if errors:
         raise ClassValidationError(f"While structuring {cls.kind} component", errors, cls)
     assert registered is not None
@@ -177,6 +181,14 @@ def _component_ref(value: Any, cls: type[ComponentRef]) -> ComponentRef:
 
 class _UserMessage(ValueError):
     """An error whose message is shown as it is."""
+
+
+class _Located(ValueError):
+    """A problem found below the point where it is raised, with its relative path."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _noted(exc: Exception, name: str) -> Exception:
@@ -239,7 +251,11 @@ def _validate_partial(data: Any, cls: type, path: tuple[str | int, ...],
     bad = [p.path for p in found]
     for field in resolved_fields(cls):
         here = path + (field.name,)
-        if field.name not in data or any(b[: len(here)] == here or here[: len(b)] == b for b in bad):
+        if field.name not in data:
+            continue
+        if any(b[: len(here)] == here or here[: len(b)] == b for b in bad):
+            if attrs.has(field.type) and isinstance(data[field.name], Mapping):
+                yield from _validate_partial(data[field.name], field.type, here, found)
             continue
         try:
             with attrs.validators.disabled():
@@ -273,6 +289,8 @@ def _problems(exc: BaseException, path: tuple[str | int, ...], cls: Any = None) 
             yield Problem(path + (key,), f"unknown key {key!r}{hint}{listing}")
     elif type(exc) is KeyError:
         yield Problem(path, "required key is missing")
+    elif isinstance(exc, _Located):
+        yield Problem(path + exc.path, str(exc))
     elif isinstance(exc, _UserMessage):
         yield Problem(path, str(exc))
     elif isinstance(exc, (TypeError, ValueError)):
