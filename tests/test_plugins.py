@@ -174,3 +174,22 @@ def test_core_imports_no_builtin_plugin_module() -> None:
             offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {n}" for n in names
                           if n.split(".")[0] in plugin_packages]
     assert not offenders, "the core names built-in plugin modules:\n" + "\n".join(offenders)
+
+
+def test_a_plugin_providing_one_name_twice_is_broken(fake_site: FakeSite) -> None:
+    twice = GOOD.replace('return [Component("{name}", lambda p: "{name}", summary="noise")]',
+                         'return [Component("dup", lambda p: 1), Component("dup", lambda p: 2)]')
+    fake_site.add("xrdframe-twice", {"twice": "twice_mod"}, {"twice_mod": twice})
+    registry = fake_site.registry()
+    assert registry.plugins["twice"].status == "broken"
+    assert registry.plugins["twice"].error == "provides augmentation 'dup' more than once"
+    assert "dup" not in registry.all_names("augmentation")
+
+
+def test_three_providers_are_all_named(fake_site: FakeSite) -> None:
+    for letter in "abc":
+        fake_site.add(f"dist-{letter}", {f"plug_{letter}": f"mod_{letter}"},
+                      {f"mod_{letter}": GOOD.format(name="same")})
+    with pytest.raises(LookupError, match=r"is provided by 3 plugins, plugin 'plug_a' .*, plugin 'plug_b' .* and "
+                                          r"plugin 'plug_c'"):
+        fake_site.registry().lookup("augmentation", "same")

@@ -236,3 +236,26 @@ def test_pipeline_top_level_keys(toy_registry: Registry) -> None:
         "$.value (spec.yaml, line 3): unknown key 'value' at the top of a pipeline; allowed keys: xrdframe, seed, "
         "output, stages (task keys belong inside a stage)",
     ]
+
+
+def test_yaml_12_floats_tuple_lengths_and_set_problems_together(toy_registry: Registry) -> None:
+    pipeline = valid("""
+        xrdframe: 1
+        task: simulate
+        output: out
+        structures: {name: cif_dir, params: {path: x, symprec: 1e-3}}
+        wavelength: 1.5406
+        """, toy_registry, ("wavelength=7.1e-1",))
+    params = pipeline.stages[0].task.params
+    assert params.structures.params.symprec == 1e-3 and params.wavelength == 0.71
+    assert problems("""
+        xrdframe: 1
+        task: simulate
+        output: out
+        structures: {name: cif_dir, params: {path: x}}
+        two_theta: [1, 2, 3]
+        """, toy_registry, ("bad-override", "seed=x")) == [
+        "$ (--set bad-override): override 'bad-override' is not of the form a.b=value",
+        "$.seed (--set seed=x): expected an integer, got 'x' (string)",
+        "$.two_theta (spec.yaml, line 5): expected a list of 2 values, got 3: [1, 2, 3]",
+    ]

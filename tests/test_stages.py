@@ -88,3 +88,12 @@ def test_single_task_spec_always_runs(tmp_path: Path, toy_registry: Registry) ->
         pipeline = validate_spec(load_spec_text(text), registry=toy_registry)
         assert run_pipeline(pipeline, toy_registry, quiet=True) == ["toy_count"]
     assert json.loads((tmp_path / "single" / "count.json").read_text()) == {"value": 4, "seed": 0}
+
+
+def test_fingerprint_ignores_plugins_the_stage_does_not_use(tmp_path: Path, fake_site) -> None:
+    fake_site.add_toy()
+    run(tmp_path, fake_site.registry())
+    fake_site.add("xrdframe-unrelated", {"unrelated": "unrelated_mod"},
+                  {"unrelated_mod": "from xrdframe.plugin import hookimpl\n"}, version="9.9")
+    assert run(tmp_path, fake_site.registry()) == []
+    assert run(tmp_path, fake_site.registry(disabled=("unrelated",))) == []

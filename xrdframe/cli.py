@@ -8,8 +8,10 @@ traceback with ``-v``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -99,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"xrdframe: error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
+    except BrokenPipeError:  # output piped into a command that stopped reading (e.g. head)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
     except KeyboardInterrupt:
         print("xrdframe: interrupted; finished stages are kept, re-run to resume", file=sys.stderr)
         return 130
@@ -182,7 +187,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         params.append({"name": field.name, "type": describe_type(field.type), "required": required,
                        "default": unstructure(default), "unit": field.metadata.get("unit"),
                        "doc": field.metadata.get("doc", "")})
-    doc = (comp.factory.__doc__ or "").strip()
+    doc = inspect.cleandoc(comp.factory.__doc__ or "")
     info = {"kind": args.kind, "name": comp.name, "summary": comp.summary, "plugin": registered.plugin.name,
             "distribution": registered.plugin.distribution, "version": registered.plugin.version,
             "requires": list(comp.requires), "params": params, "doc": doc}

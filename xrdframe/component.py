@@ -70,7 +70,7 @@ class Component:
         returns the component object (an operator, a module, a task, ...).
     :param params: an attrs class of the component's parameters, with types,
         defaults and validators; :class:`NoParams` when there are none.
-    :param summary: one line shown by ``xrdframe plugins`` and ``describe``.
+    :param summary: one line shown by ``xrdframe describe`` and ``xrdframe plugins --json``.
     :param requires: optional requirements in words (for example ``("torch",)``),
         shown by ``describe``.
     """

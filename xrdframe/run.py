@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import attrs
 import yaml
 
+from xrdframe.component import ComponentRef
 from xrdframe.errors import XrdframeError
 from xrdframe.files import write_json_atomic, write_text_atomic
 from xrdframe.spec.pipeline import Pipeline, Stage
@@ -102,16 +103,36 @@ def _strings(value: Any) -> Iterator[str]:
         yield value
 
 
+def _providers(value: Any) -> Iterator[str]:
+    """Entry-point names of the plugins providing every component referenced in ``value``."""
+    if isinstance(value, ComponentRef):
+        yield value.provider
+        yield from _providers(value.params)
+    elif attrs.has(type(value)):
+        for field in attrs.fields(type(value)):
+            yield from _providers(getattr(value, field.name))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _providers(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _providers(item)
+
+
 def stage_fingerprint(stage: Stage, registry: Any, upstream: dict[str, str]) -> str:
-    """Content hash of a stage: its resolved configuration, the versions of the
-    plugins it uses, the hashes of the stages it reads, and the files it names."""
+    """Content hash of a stage: its resolved configuration, the versions of xrdframe
+    and of the plugins whose components it uses, the hashes of the stages it reads,
+    and the files it names (sizes and modification times)."""
     resolved = _resolved_stage(stage)
     resolved.pop("output", None)
-    inputs = {s: _path_digest(s) for s in sorted(set(_strings(resolved))) if len(s) < 4096 and s}
+    inputs = {s: _path_digest(s) for s in sorted(set(_strings(resolved))) if len(s) < 4096 and s not in {".", ".."}}
     inputs = {k: v for k, v in inputs.items() if v is not None}
+    versions = registry.versions()
+    used = set(_providers(stage.task))
     payload = {
         "config": resolved,
-        "versions": registry.versions(),
+        "versions": {"xrdframe": versions["xrdframe"],
+                     "plugins": {k: v for k, v in versions["plugins"].items() if k in used}},
         "upstream": {name: upstream.get(name) for name in stage.depends_on},
         "inputs": inputs,
     }

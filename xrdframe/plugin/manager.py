@@ -139,6 +139,13 @@ class Registry:
                     return
                 found[kind] = items
         for kind, items in found.items():
+            names = [c.name for c in items]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                self._unregister(info)
+                self._break(info, f"provides {kind} {', '.join(map(repr, repeated))} more than once")
+                return
+        for kind, items in found.items():
             for comp in items:
                 self._add(kind, comp, info)
 
@@ -184,9 +191,10 @@ class Registry:
         if name in self._components[kind]:
             return self._components[kind][name]
         if name in self._conflicts[kind]:
-            providers = " and ".join(_provider(p) for p in self._conflicts[kind][name])
+            infos = self._conflicts[kind][name]
+            providers = ", ".join(_provider(p) for p in infos[:-1]) + " and " + _provider(infos[-1])
             raise LookupError(
-                f"{kind} {name!r} is provided by two plugins, {providers}; "
+                f"{kind} {name!r} is provided by {len(infos)} plugins, {providers}; "
                 f"disable one with {DISABLE_ENV}=<entry-point name>"
             )
         installed = ", ".join(self.names(kind)) or "none"

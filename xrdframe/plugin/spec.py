@@ -2,7 +2,7 @@
 
 Every hook is called without arguments, once per plugin, when the plugin
 registry is first built (``xrdframe.plugin.get_registry()``: at the start of
-every command and of :func:`xrdframe.create`). Each returns an iterable of
+every command that uses components, and at the first :func:`xrdframe.create`). Each returns an iterable of
 :class:`xrdframe.component.Component` descriptors, the components of one kind
 that the plugin provides, in the style of datasette's ``register_*`` hooks.
 

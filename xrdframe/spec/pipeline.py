@@ -28,7 +28,7 @@ import yaml
 from xrdframe.component import TaskRef
 from xrdframe.errors import Problem, SpecError, did_you_mean
 from xrdframe.spec.validation import kind_of, structure, using_registry
-from xrdframe.spec.yaml_source import SpecSource, load_spec_file
+from xrdframe.spec.yaml_source import SpecSource, load_spec_file, parse_scalar
 
 __all__ = ["SCHEMA_VERSION", "Stage", "Pipeline", "validate_spec", "load_pipeline", "apply_overrides"]
 
@@ -109,7 +109,7 @@ def apply_overrides(source: SpecSource, overrides: Iterable[str]) -> None:
             value: Any = raw
         else:
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
+                value = parse_scalar(raw) if raw.strip() else ""
             except yaml.YAMLError:
                 value = raw
         if isinstance(node, dict):
@@ -120,8 +120,7 @@ def apply_overrides(source: SpecSource, overrides: Iterable[str]) -> None:
             problems.append(Problem(tuple(parts), "cannot set: no such key or index", location))
             continue
         source.locations[tuple(parts)] = location
-    if problems:
-        raise SpecError(problems, source=source.name)
+    source.problems.extend(problems)
 
 
 _MISSING = object()
@@ -144,7 +143,7 @@ def validate_spec(source: SpecSource, registry: Any = None) -> Pipeline:
         from xrdframe.plugin.manager import get_registry
 
         registry = get_registry()
-    problems: list[Problem] = []
+    problems: list[Problem] = list(source.problems)
     data = source.data
     with using_registry(registry):
         if not isinstance(data, Mapping):

@@ -137,6 +137,21 @@ def _literal(value: Any, tp: Any) -> Any:
     return value
 
 
+def _is_fixed_tuple(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is tuple and bool(args) and Ellipsis not in args
+
+
+def _fixed_tuple(value: Any, tp: Any) -> tuple:
+    args = typing.get_args(tp)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list of {len(args)} ({', '.join(describe_type(a) for a in args)}), "
+                        f"got {_show(value)} ({_kind_of(value)})")
+    if len(value) != len(args):
+        raise ValueError(f"expected a list of {len(args)} values, got {len(value)}: {_show(list(value))}")
+    return tuple(converter.structure(v, a) for v, a in zip(value, args, strict=True))
+
+
 def _component_ref(value: Any, cls: type[ComponentRef]) -> ComponentRef:
     if isinstance(value, str):
         value = {"name": value}
@@ -209,6 +224,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Path, _path)
     conv.register_unstructure_hook(Path, str)
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
+    conv.register_structure_hook_func(_is_fixed_tuple, _fixed_tuple)
     is_ref = lambda t: isinstance(t, type) and issubclass(t, ComponentRef)  # noqa: E731
     conv.register_structure_hook_func(is_ref, _component_ref)
     conv.register_unstructure_hook_func(is_ref, _unstructure_ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import yaml
 
 from xrdframe.errors import Problem, SpecError
 
-__all__ = ["SpecSource", "load_spec_text", "load_spec_file"]
+__all__ = ["SpecLoader", "SpecSource", "load_spec_file", "load_spec_text", "parse_scalar"]
 
 Path_ = tuple[str | int, ...]
 
@@ -22,6 +23,7 @@ class SpecSource:
     data: Any
     locations: dict[Path_, str] = attrs.field(factory=dict)
     name: str | None = None
+    problems: list[Problem] = attrs.field(factory=list)  # found before validation (e.g. by --set)
 
     def locate(self, path: Path_) -> str | None:
         """The location of ``path`` or of its nearest parent that has one."""
@@ -47,11 +49,31 @@ def load_spec_file(path: str | Path) -> SpecSource:
     return load_spec_text(text, name=str(path))
 
 
+class SpecLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads YAML 1.2 floats such as ``1e-3`` as numbers.
+
+    YAML 1.1 (PyYAML's default) requires a dot in a float (``1.0e-3``) and
+    reads ``1e-3`` as a string, a classic trap in scientific specs.
+    """
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_scalar(text: str) -> Any:
+    """Read one ``--set`` value like a YAML scalar (or flow collection) of a spec."""
+    return yaml.load(text, Loader=SpecLoader)
+
+
 def load_spec_text(text: str, name: str | None = None) -> SpecSource:
     """Parse YAML ``text``; duplicate keys are reported, not silently merged."""
     label = name or "<spec>"
     try:
-        loader = yaml.SafeLoader(text)
+        loader = SpecLoader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
