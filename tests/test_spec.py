@@ -35,7 +35,7 @@ def test_misspelled_component_and_wrong_typed_seed_are_both_reported(toy_registr
         """, toy_registry) == [
         "$.seed (spec.yaml, line 3): expected an integer, got 'abc' (string)",
         "$.structures.name (spec.yaml, line 5): unknown structure_source 'cif_dri' (did you mean 'cif_dir'?); "
-        "installed: cif_dir",
+        "installed: cif_dir, random_structures",
     ]
 
 
@@ -124,7 +124,7 @@ def test_missing_required_keys_version_and_task(toy_registry: Registry) -> None:
         "$.xrdframe (spec.yaml, line 1): unsupported schema version 2; this xrdframe reads version 1",
         "$.output (spec.yaml, line 1): required key is missing (the output directory)",
         "$.task (spec.yaml, line 2): unknown task 'simulat' (did you mean 'simulate'?); "
-        "installed: evaluate, predict, simulate, toy_count, train",
+        "installed: evaluate, merge, predict, simulate, toy_count, train",
     ]
     assert problems("""
         task: toy_count

@@ -19,12 +19,14 @@ from xrdframe.component import Component, ComponentRef, param
 from xrdframe.diffraction import PeakList, simulate_peaks
 from xrdframe.errors import SpecError, XrdframeError
 from xrdframe.structure import Structure, read_structure
+from xrdframe.symmetry import symmetry_labels
 
 __all__ = [
     "__version__",
     "create",
     "read_structure",
     "simulate_peaks",
+    "symmetry_labels",
     "Component",
     "ComponentRef",
     "PeakList",

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_describe)
 
+    p = sub.add_parser("symmetry", help="the 230 space groups with crystal system and extinction group, as CSV")
+    p.set_defaults(handler=_cmd_symmetry)
+
     p = sub.add_parser("peaks", help="simulated powder peak list of a CIF as CSV")
     p.add_argument("structure", help="crystal structure (CIF)")
     p.add_argument("--wavelength", type=_positive_float, default=1.5406, help="Angstrom (default 1.5406, Cu Ka1)")
@@ -211,6 +214,19 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if doc:
         print()
         print("\n".join("  " + line for line in doc.splitlines()))
+    return EXIT_OK
+
+
+def _cmd_symmetry(args: argparse.Namespace) -> int:
+    import csv
+
+    from xrdframe.symmetry import all_symmetry_labels
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["space_group", "symbol", "crystal_system", "extinction_group", "extinction_symbol"])
+    for label in all_symmetry_labels():
+        writer.writerow([label.space_group, label.symbol, label.crystal_system, label.extinction_group,
+                         label.extinction_symbol])
     return EXIT_OK
 
 

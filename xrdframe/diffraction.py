@@ -36,7 +36,7 @@ computes one reflection per symmetry orbit, vectorized over reflections and atom
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,10 +45,12 @@ import gemmi
 import numpy as np
 
 from xrdframe.errors import XrdframeError
-from xrdframe.structure import Structure, read_structure
+from xrdframe.structure import Structure, read_structure, space_group_setting
 
 __all__ = [
     "WAVELENGTHS",
+    "FormFactor",
+    "it92_form_factor",
     "PeakList",
     "bragg_two_theta",
     "lorentz_polarization",
@@ -104,23 +106,37 @@ def bragg_two_theta(d: np.ndarray, wavelength: float) -> np.ndarray:
         return np.where(ratio <= 1.0, 2.0 * np.degrees(np.arcsin(np.minimum(ratio, 1.0))), np.nan)
 
 
-def lorentz_polarization(two_theta: np.ndarray) -> np.ndarray:
-    """``(1 + cos^2 2theta) / (sin^2 theta cos theta)`` for 2theta in degrees."""
+def lorentz_polarization(two_theta: np.ndarray, monochromator_two_theta: float | None = None) -> np.ndarray:
+    """Lorentz-polarization factor for 2theta in degrees.
+
+    Without monochromator ``(1 + cos^2 2theta) / (sin^2 theta cos theta)``; with a
+    monochromator crystal diffracting at 2alpha (degrees, e.g. 26.6 for graphite
+    with Cu K-alpha), ``(1 + cos^2 2alpha cos^2 2theta) / ((1 + cos^2 2alpha)
+    sin^2 theta cos theta)`` (International Tables vol. C, 6.2.2).
+
+    >>> round(float(lorentz_polarization(np.array([90.0]))[0]), 6)  # (1 + 0) / (0.5 cos 45)
+    2.828427
+    """
     tt = np.radians(np.asarray(two_theta, dtype=np.float64))
     theta = tt / 2.0
-    return (1.0 + np.cos(tt) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    if monochromator_two_theta is None:
+        polarization = 1.0 + np.cos(tt) ** 2
+    else:
+        c2a = math.cos(math.radians(monochromator_two_theta)) ** 2
+        polarization = (1.0 + c2a * np.cos(tt) ** 2) / (1.0 + c2a)
+    return polarization / (np.sin(theta) ** 2 * np.cos(theta))
 
 
-@lru_cache(maxsize=512)
-def _laue_rotations(space_group: int) -> np.ndarray:
+@lru_cache(maxsize=1024)
+def _laue_rotations(space_group: int, setting: str = "") -> np.ndarray:
     """Distinct rotations of the Laue group acting on row vectors hkl, shape (k, 3, 3)."""
-    ops = gemmi.find_spacegroup_by_number(space_group).operations()
+    ops = space_group_setting(space_group, setting).operations()
     rots = {tuple(np.array(op.rot, dtype=np.int64).ravel() // gemmi.Op.DEN) for op in ops.sym_ops}
     mats = np.array(sorted(rots), dtype=np.int64).reshape(-1, 3, 3)
     return np.unique(np.concatenate([mats, -mats]), axis=0)
 
 
-def reflection_orbits(hkl: np.ndarray, space_group: int) -> tuple[np.ndarray, np.ndarray]:
+def reflection_orbits(hkl: np.ndarray, space_group: int, setting: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Canonical representative and powder multiplicity of each reflection.
 
     The orbit of hkl is its set of images under the Laue group (point group
@@ -135,7 +151,7 @@ def reflection_orbits(hkl: np.ndarray, space_group: int) -> tuple[np.ndarray, np
     hkl = np.asarray(hkl, dtype=np.int64).reshape(-1, 3)
     if hkl.size == 0:
         return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    rots = _laue_rotations(space_group)
+    rots = _laue_rotations(space_group, setting)
     images = np.einsum("nj,kji->nki", hkl, rots)  # h' = h R for each rotation R
     span = int(np.abs(images).max()) + 1
     base = 2 * span + 1
@@ -147,13 +163,13 @@ def reflection_orbits(hkl: np.ndarray, space_group: int) -> tuple[np.ndarray, np
     return representative, multiplicity
 
 
-def powder_multiplicity(hkl: np.ndarray, space_group: int) -> np.ndarray:
+def powder_multiplicity(hkl: np.ndarray, space_group: int, setting: str = "") -> np.ndarray:
     """Number of distinct reflections equivalent to each hkl under the Laue group.
 
     >>> powder_multiplicity(np.array([[1, 0, 0], [1, 1, 1], [1, 2, 3]]), 225).tolist()
     [6, 8, 48]
     """
-    return reflection_orbits(hkl, space_group)[1]
+    return reflection_orbits(hkl, space_group, setting)[1]
 
 
 @lru_cache(maxsize=256)
@@ -162,17 +178,34 @@ def _it92(element: str) -> np.ndarray:
     return np.array(coefs, dtype=np.float64)
 
 
-def structure_factors(structure: Structure, hkl: np.ndarray, d: np.ndarray) -> np.ndarray:
+#: A form-factor function: ``form_factor(element, stol2) -> f`` with ``stol2 = (sin(theta)/lambda)^2``
+#: in Angstrom^-2, returning the X-ray form factor (electrons) at each value.
+FormFactor = Callable[[str, np.ndarray], np.ndarray]
+
+
+def it92_form_factor(element: str, stol2: np.ndarray) -> np.ndarray:
+    """IT92 X-ray form factor ``sum_i a_i exp(-b_i s^2) + c`` (International Tables vol. C, 6.1.1.4).
+
+    >>> round(float(it92_form_factor("Si", np.array([0.0]))[0]), 2)  # f(0) = Z for a neutral atom
+    14.0
+    """
+    coefs = _it92(element)
+    stol2 = np.asarray(stol2, dtype=np.float64)
+    return (coefs[0:4] * np.exp(-coefs[4:8] * stol2[..., None])).sum(axis=-1) + coefs[8]
+
+
+def structure_factors(structure: Structure, hkl: np.ndarray, d: np.ndarray,
+                      form_factor: FormFactor = it92_form_factor) -> np.ndarray:
     """Complex structure factors F(hkl) of the unit cell (electrons), vectorized.
 
-    Atomic form factors are IT92 four-Gaussian fits; each atom carries its
-    occupancy and a Debye-Waller factor ``exp(-B s^2)`` with ``s = 1/(2d)``.
+    Atomic form factors come from ``form_factor`` (IT92 four-Gaussian fits by
+    default); each atom carries its occupancy and a Debye-Waller factor
+    ``exp(-B s^2)`` with ``s = 1/(2d)``.
     """
     hkl = np.asarray(hkl, dtype=np.float64)
     stol2 = 1.0 / (4.0 * np.asarray(d, dtype=np.float64) ** 2)
     species, atom_species = np.unique(np.asarray(structure.elements), return_inverse=True)
-    coefs = np.stack([_it92(str(e)) for e in species])  # (E, 9): a1..a4, b1..b4, c
-    f = (coefs[:, None, 0:4] * np.exp(-coefs[:, None, 4:8] * stol2[None, :, None])).sum(axis=2) + coefs[:, 8:9]
+    f = np.stack([form_factor(str(e), stol2) for e in species])  # (species, reflections)
     atom_f = f[atom_species]  # (atoms, reflections)
     atom_f = atom_f * (structure.occupancy[:, None] * np.exp(-structure.b_iso[:, None] * stol2[None, :]))
     phase = np.exp(2j * np.pi * (structure.fract @ hkl.T))  # (atoms, reflections)
@@ -184,6 +217,9 @@ def simulate_peaks(
     wavelength: float = 1.5406,
     two_theta_range: tuple[float, float] = (0.0, 120.0),
     min_relative_intensity: float = 1e-6,
+    *,
+    monochromator_two_theta: float | None = None,
+    form_factor: FormFactor = it92_form_factor,
 ) -> PeakList:
     """The powder peak list of ``structure`` (a Structure or a CIF path).
 
@@ -191,6 +227,10 @@ def simulate_peaks(
     :param two_theta_range: ``(min, max)`` in degrees, max <= 180.
     :param min_relative_intensity: reflections weaker than this fraction of the
         strongest (zero by accident of atom positions) are dropped.
+    :param monochromator_two_theta: 2theta of a monochromator crystal, degrees,
+        for the polarization factor; None for no monochromator.
+    :param form_factor: X-ray form factors (IT92 by default); any function
+        ``(element, stol2) -> f``.
     :returns: a :class:`PeakList` sorted by two_theta, strongest intensity 100.
     """
     if not isinstance(structure, Structure):
@@ -213,9 +253,9 @@ def simulate_peaks(
     hkl, d, two_theta = hkl[keep], d[keep], two_theta[keep]
     if hkl.size == 0:
         return empty
-    f = structure_factors(structure, hkl, d)
-    hkl, multiplicity = reflection_orbits(hkl, structure.space_group)
-    intensity = multiplicity * np.abs(f) ** 2 * lorentz_polarization(two_theta)
+    f = structure_factors(structure, hkl, d, form_factor)
+    hkl, multiplicity = reflection_orbits(hkl, structure.space_group, structure.setting)
+    intensity = multiplicity * np.abs(f) ** 2 * lorentz_polarization(two_theta, monochromator_two_theta)
     peak = intensity.max()
     if not peak > 0:
         return empty

@@ -27,11 +27,53 @@ from xrdframe.files import write_json_atomic, write_text_atomic
 from xrdframe.spec.pipeline import Pipeline, Stage
 from xrdframe.spec.validation import unstructure
 
-__all__ = ["RunContext", "run_pipeline", "stage_fingerprint", "STAGE_MARKER"]
+__all__ = ["Progress", "RunContext", "run_pipeline", "stage_fingerprint", "STAGE_MARKER"]
 
 log = logging.getLogger("xrdframe")
 T = TypeVar("T")
 STAGE_MARKER = ".xrdframe-stage.json"
+
+
+class Progress:
+    """Progress of ``total`` units on stderr: count, rate and time left, at most every 2 s."""
+
+    def __init__(self, total: int | None, desc: str, stage: str, quiet: bool = False, every: float = 2.0) -> None:
+        self.total, self.desc, self.stage, self.quiet, self.every = total, desc, stage, quiet, every
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if not self.quiet and now - self.last >= self.every:
+            self.last = now
+            print(self.line(now), file=sys.stderr, flush=True)
+
+    def line(self, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        text = f"[{self.stage}] {self.desc} {self.done}"
+        if self.total:
+            text += f"/{self.total} ({100.0 * self.done / self.total:.0f}%)"
+        text += f", {rate:.1f}/s"
+        if self.total and rate > 0 and self.done < self.total:
+            text += f", {_duration((self.total - self.done) / rate)} left"
+        return text
+
+    def close(self) -> None:
+        if not self.quiet and time.monotonic() - self.start >= self.every:
+            print(f"[{self.stage}] {self.desc} done: {self.done} in {_duration(time.monotonic() - self.start)}",
+                  file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 @attrs.define
@@ -51,22 +93,18 @@ class RunContext:
     quiet: bool = False
 
     def progress(self, items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
-        """Yield ``items``, reporting progress on stderr at most every 2 s."""
+        """Yield ``items``, reporting count, rate and time left on stderr at most every 2 s."""
         if total is None and hasattr(items, "__len__"):
             total = len(items)  # type: ignore[arg-type]
-        last = start = time.monotonic()
-        n = 0
-        for n, item in enumerate(items, 1):
+        bar = self.progress_bar(total, desc)
+        for item in items:
             yield item
-            now = time.monotonic()
-            if not self.quiet and now - last >= 2.0:
-                last = now
-                of = f"/{total}" if total else ""
-                rate = n / max(now - start, 1e-9)
-                print(f"[{self.stage}] {desc} {n}{of} ({rate:.1f}/s)", file=sys.stderr, flush=True)
-        if not self.quiet and n and time.monotonic() - start >= 2.0:
-            print(f"[{self.stage}] {desc} done: {n} in {time.monotonic() - start:.1f} s",
-                  file=sys.stderr, flush=True)
+            bar.advance()
+        bar.close()
+
+    def progress_bar(self, total: int | None, desc: str = "") -> Progress:
+        """A :class:`Progress` to advance by hand (e.g. as worker processes finish)."""
+        return Progress(total, desc, self.stage, self.quiet)
 
 
 def _resolved_stage(stage: Stage) -> dict[str, Any]:

@@ -8,6 +8,7 @@ occupancies and isotropic displacement parameters B (Angstrom^2).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import attrs
@@ -16,7 +17,15 @@ import numpy as np
 
 from xrdframe.errors import XrdframeError
 
-__all__ = ["Structure", "StructureError", "read_structure", "structure_from_gemmi"]
+__all__ = [
+    "SPECIAL_POSITION_TOLERANCE",
+    "Structure",
+    "StructureError",
+    "expand_sites",
+    "read_structure",
+    "space_group_setting",
+    "structure_from_gemmi",
+]
 
 
 class StructureError(XrdframeError, ValueError):
@@ -33,6 +42,8 @@ class Structure:
 
     :ivar cell: lattice parameters ``(a, b, c, alpha, beta, gamma)``, Angstrom and degrees.
     :ivar space_group: International Tables number, 1-230.
+    :ivar setting: Hall symbol of the setting the cell and coordinates are given in
+        (for example ``-P 2yn`` for P 1 21/n 1); empty for the standard setting.
     :ivar fract: fractional coordinates of all atoms in the cell, shape (n, 3).
     :ivar elements: element symbol of each atom, length n.
     :ivar occupancy: site occupancy of each atom, shape (n,).
@@ -51,6 +62,7 @@ class Structure:
     name: str = ""
     source: str | None = None
     note: str = ""
+    setting: str = ""
 
     def __attrs_post_init__(self) -> None:
         n = len(self.elements)
@@ -71,8 +83,64 @@ class Structure:
 
     @property
     def gemmi_space_group(self) -> gemmi.SpaceGroup:
-        """The space group in its standard setting, as gemmi knows it."""
-        return gemmi.find_spacegroup_by_number(self.space_group)
+        """The space group in the setting of this structure's cell, as gemmi knows it."""
+        return space_group_setting(self.space_group, self.setting)
+
+
+@lru_cache(maxsize=1024)
+def space_group_setting(number: int, setting: str = "") -> gemmi.SpaceGroup:
+    """gemmi's table entry for space group ``number`` in ``setting`` (a Hall symbol; '' = standard)."""
+    if not setting:
+        return gemmi.find_spacegroup_by_number(number)
+    sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(setting))
+    if sg is None or sg.number != number:
+        raise ValueError(f"Hall symbol {setting!r} is not a setting of space group {number} in gemmi's tables")
+    return sg
+
+
+#: Symmetry copies of one site closer than this (Angstrom) are one atom on a special position.
+SPECIAL_POSITION_TOLERANCE = 0.05
+
+
+def expand_sites(fract: np.ndarray, space_group: gemmi.SpaceGroup, cell: gemmi.UnitCell,
+                 tolerance: float = SPECIAL_POSITION_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """Every atom of the unit cell from asymmetric-unit sites (fractional, shape (n, 3)).
+
+    Each site is moved by every operation of the space group (centring
+    included). Copies closer than ``tolerance`` Angstrom to an earlier copy are
+    the same atom on a special position and are merged at their mean position;
+    copies further apart are kept, so split (disordered) sites keep all their
+    partial atoms. Returns the coordinates in [0, 1) and, for each atom, the
+    index of the site it comes from.
+
+    >>> sg = gemmi.find_spacegroup_by_number(225)
+    >>> cell = gemmi.UnitCell(5.64, 5.64, 5.64, 90, 90, 90)
+    >>> xyz, site = expand_sites(np.array([[0, 0, 0], [0.5, 0.5, 0.5]]), sg, cell)
+    >>> len(xyz), site.tolist()
+    (8, [0, 0, 0, 0, 1, 1, 1, 1])
+    """
+    ops = list(space_group.operations())
+    rot = np.array([op.rot for op in ops], dtype=np.float64) / gemmi.Op.DEN  # (k, 3, 3)
+    tran = np.array([op.tran for op in ops], dtype=np.float64) / gemmi.Op.DEN  # (k, 3)
+    metric = np.array(cell.metric_tensor().as_mat33().tolist())
+    images = np.einsum("kij,nj->nki", rot, np.asarray(fract, dtype=np.float64)) + tran[None]  # (n, k, 3)
+    images %= 1.0
+    out_xyz, out_site = [], []
+    for site, copies in enumerate(images):  # one small (k x k) problem per asymmetric-unit site
+        diff = copies[:, None, :] - copies[None, :, :]
+        diff -= np.round(diff)
+        dist2 = np.einsum("abi,ij,abj->ab", diff, metric, diff)
+        close = dist2 < tolerance**2
+        taken = np.zeros(len(copies), dtype=bool)
+        for i in range(len(copies)):
+            if taken[i]:
+                continue
+            group = close[i] & ~taken
+            taken |= group
+            # mean of the copies, each moved to the lattice image nearest to copy i
+            out_xyz.append((copies[i] + diff[group, i].mean(axis=0)) % 1.0)
+            out_site.append(site)
+    return np.array(out_xyz).reshape(-1, 3), np.array(out_site, dtype=np.int64)
 
 
 def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: str | None = None) -> Structure:
@@ -84,19 +152,22 @@ def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: st
     cell = small.cell
     if not cell.is_crystal() or not all(math.isfinite(x) and x > 0 for x in (cell.a, cell.b, cell.c)):
         raise StructureError(f"{label}: missing or invalid unit cell ({cell.parameters})")
-    small.setup_cell_images()
-    sites = small.get_all_unit_cell_sites()
+    sites = list(small.sites)
     if len(sites) == 0:
         raise StructureError(f"{label}: no atom sites")
-    fract = np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites]) % 1.0
-    elements = [s.element.name for s in sites]
-    unknown = sorted({e for e, s in zip(elements, sites, strict=True) if s.element.atomic_number == 0})
+    unknown = sorted({s.type_symbol or s.label for s in sites if s.element.atomic_number == 0})
     if unknown:
         raise StructureError(f"{label}: unknown element type(s) {', '.join(unknown)} in _atom_site_type_symbol")
-    occupancy = np.array([s.occ for s in sites])
-    b_iso = np.array([8.0 * math.pi**2 * s.u_iso for s in sites])
-    return Structure(cell=tuple(cell.parameters), space_group=sg.number, fract=fract, elements=elements,
-                     occupancy=occupancy, b_iso=b_iso, name=name or small.name, source=source)
+    if not cell.volume > 0:
+        raise StructureError(f"{label}: the unit cell has no volume ({cell.parameters})")
+    fract, index = expand_sites(np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites]), sg, cell)
+    elements = [sites[i].element.name for i in index]
+    occupancy = np.array([sites[i].occ for i in index], dtype=np.float64)
+    b_iso = np.array([8.0 * math.pi**2 * sites[i].u_iso for i in index], dtype=np.float64)
+    standard = gemmi.find_spacegroup_by_number(sg.number)
+    setting = "" if sg.hall == standard.hall else sg.hall
+    return Structure(cell=tuple(cell.parameters), space_group=sg.number, setting=setting, fract=fract,
+                     elements=elements, occupancy=occupancy, b_iso=b_iso, name=name or small.name, source=source)
 
 
 def read_structure(path: str | Path) -> Structure:
@@ -114,11 +185,14 @@ def read_structure(path: str | Path) -> Structure:
         raise StructureError(f"{path}: no such file")
     try:
         small = gemmi.read_small_structure(str(path))
-    except (RuntimeError, ValueError) as strict_error:
+    except Exception as strict_error:  # noqa: BLE001 - gemmi raises RuntimeError, ValueError, IndexError, ...
         try:
             doc = gemmi.cif.read_file(str(path), check_level=0)
             block = doc.sole_block() if len(doc) == 1 else next(b for b in doc if b.find_value("_cell_length_a"))
             small = gemmi.make_small_structure_from_block(block)
-        except (RuntimeError, ValueError, StopIteration):
-            raise StructureError(f"{path}: not a readable CIF: {strict_error}") from None
+        except Exception:  # noqa: BLE001
+            reason = str(strict_error) or type(strict_error).__name__
+            if isinstance(strict_error, IndexError) and path.stat().st_size == 0:
+                reason = "the file is empty"
+            raise StructureError(f"{path}: not a readable CIF: {reason}") from None
     return structure_from_gemmi(small, name=small.name or path.stem, source=str(path))

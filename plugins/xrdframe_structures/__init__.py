@@ -5,6 +5,7 @@ from __future__ import annotations
 from xrdframe.component import Component
 from xrdframe.plugin import hookimpl
 from xrdframe_structures.cif_dir import CifDir, CifDirParams
+from xrdframe_structures.random_structures import RandomStructures, RandomStructuresParams
 
 __all__ = ["xrdframe_structure_sources"]
 
@@ -17,5 +18,7 @@ def xrdframe_structure_sources() -> list[Component]:
             factory=CifDir,
             params=CifDirParams,
             summary="every CIF under a folder or glob; space group from the file, cross-checked with spglib",
-        )
+        ),
+        Component("random_structures", RandomStructures, RandomStructuresParams,
+                  "random crystals for chosen space groups, labels verified with spglib"),
     ]

@@ -1,4 +1,4 @@
-"""Built-in tasks: ``simulate``, ``train``, ``evaluate`` and ``predict``.
+"""Built-in tasks: ``simulate``, ``merge``, ``train``, ``evaluate`` and ``predict``.
 
 The core knows no task: these register through the ``xrdframe`` entry point
 ``tasks`` like any third-party task would.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from xrdframe.component import Component
 from xrdframe.plugin import hookimpl
 from xrdframe_tasks.evaluate import Evaluate, EvaluateParams
+from xrdframe_tasks.merge import Merge, MergeParams
 from xrdframe_tasks.predict import Predict, PredictParams
 from xrdframe_tasks.simulate import Simulate, SimulateParams
 from xrdframe_tasks.train import Train, TrainParams
@@ -25,4 +26,5 @@ def xrdframe_tasks() -> list[Component]:
         Component("evaluate", Evaluate, EvaluateParams,
                   "compare indexers on test sets: metrics.json, predictions, report.md"),
         Component("predict", Predict, PredictParams, "run one indexer on patterns: predictions.csv"),
+        Component("merge", Merge, MergeParams, "join the partial peak datasets of a run spread over machines"),
     ]
