@@ -208,8 +208,8 @@ def structure_factors(structure: Structure, hkl: np.ndarray, d: np.ndarray,
     f = np.stack([form_factor(str(e), stol2) for e in species])  # (species, reflections)
     atom_f = f[atom_species]  # (atoms, reflections)
     atom_f = atom_f * (structure.occupancy[:, None] * np.exp(-structure.b_iso[:, None] * stol2[None, :]))
-    phase = np.exp(2j * np.pi * (structure.fract @ hkl.T))  # (atoms, reflections)
-    return (atom_f * phase).sum(axis=0)
+    angle = (2.0 * np.pi) * (structure.fract @ hkl.T)  # (atoms, reflections)
+    return (atom_f * np.cos(angle)).sum(axis=0) + 1j * (atom_f * np.sin(angle)).sum(axis=0)
 
 
 def simulate_peaks(

@@ -129,18 +129,16 @@ def expand_sites(fract: np.ndarray, space_group: gemmi.SpaceGroup, cell: gemmi.U
     for site, copies in enumerate(images):  # one small (k x k) problem per asymmetric-unit site
         diff = copies[:, None, :] - copies[None, :, :]
         diff -= np.round(diff)
-        dist2 = np.einsum("abi,ij,abj->ab", diff, metric, diff)
-        close = dist2 < tolerance**2
-        taken = np.zeros(len(copies), dtype=bool)
-        for i in range(len(copies)):
-            if taken[i]:
-                continue
-            group = close[i] & ~taken
-            taken |= group
-            # mean of the copies, each moved to the lattice image nearest to copy i
-            out_xyz.append((copies[i] + diff[group, i].mean(axis=0)) % 1.0)
-            out_site.append(site)
-    return np.array(out_xyz).reshape(-1, 3), np.array(out_site, dtype=np.int64)
+        close = np.einsum("abi,ij,abj->ab", diff, metric, diff) < tolerance**2
+        leader = close.argmax(axis=1)  # the first copy each copy coincides with (itself if none earlier)
+        leaders, group = np.unique(leader, return_inverse=True)
+        offset = diff[np.arange(len(copies)), leader]  # each copy relative to its leader, nearest image
+        mean_offset = np.zeros((len(leaders), 3))
+        np.add.at(mean_offset, group, offset)
+        mean_offset /= np.bincount(group)[:, None]
+        out_xyz.append((copies[leaders] + mean_offset) % 1.0)
+        out_site.append(np.full(len(leaders), site))
+    return np.concatenate(out_xyz).reshape(-1, 3), np.concatenate(out_site).astype(np.int64)
 
 
 def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: str | None = None) -> Structure:

@@ -86,6 +86,7 @@ __all__ = [
     "SymmetryLabels",
     "all_symmetry_labels",
     "crystal_system",
+    "extinction_group_of",
     "extinction_groups",
     "space_groups_by_crystal_system",
     "symmetry_labels",
@@ -460,6 +461,20 @@ def _extinction_groups(half_width: int = _BOX) -> tuple[ExtinctionGroup, ...]:
         groups.append(ExtinctionGroup(i, system, _extinction_symbol(members[0], half_width),
                                       members))
     return tuple(groups)
+
+
+@functools.cache
+def _group_ids(half_width: int = _BOX) -> dict[int, int]:
+    return {n: i for i, members in enumerate(_partition(half_width)) for n in members}
+
+
+def extinction_group_of(space_group: int) -> int:
+    """The extinction-group id (0-100) of a space group, without building the readable symbols.
+
+    >>> extinction_group_of(62) == extinction_group_of(33) == symmetry_labels(62).extinction_group
+    True
+    """
+    return _group_ids()[_check_number(space_group)]
 
 
 def extinction_groups() -> list[ExtinctionGroup]:

@@ -501,7 +501,9 @@ class _Geometry:
             keep = np.all(np.abs(_IMAGE_SHIFTS) <= reach, axis=1)
             self.shifts = _IMAGE_SHIFTS[keep]
         lattice_vectors = _IMAGE_SHIFTS[np.any(_IMAGE_SHIFTS != 0, axis=1)] @ self.orth.T
-        self.lattice_ok = bool(np.min(np.einsum("ij,ij->i", lattice_vectors, lattice_vectors)) >= self.min2)
+        # no lattice vector shorter than the minimum distance, and the cell not so thin that +-2 images miss one
+        self.lattice_ok = bool(np.min(np.einsum("ij,ij->i", lattice_vectors, lattice_vectors)) >= self.min2
+                               and reach.max() <= 2)
 
     def shortest2(self, x: np.ndarray, others: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Squared shortest distance from each ``x[b]`` to the points ``others[b]``, periodic images included.

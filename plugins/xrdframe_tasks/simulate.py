@@ -100,7 +100,7 @@ class _ShardJob:
 
 def _run_shard(job: _ShardJob) -> dict[str, Any]:
     """Simulate and write one shard (runs in a worker process when workers > 1)."""
-    from xrdframe.symmetry import CRYSTAL_SYSTEMS, symmetry_labels
+    from xrdframe.symmetry import CRYSTAL_SYSTEMS, crystal_system, extinction_group_of
 
     p = job.params
     fractions = list(p.splits.values())
@@ -120,12 +120,11 @@ def _run_shard(job: _ShardJob) -> dict[str, Any]:
             data.skipped.append((item.source or item.name, f"no reflection in 2theta {list(p.two_theta)} deg"))
             continue
         structure_id = job.source.structure_id(index, job.seed)
-        labels = symmetry_labels(item.space_group)
         data.ids.append(structure_id)
         data.structures.append(item)
         data.peaks.append(peaks)
-        data.labels.append((CRYSTAL_SYSTEMS.index(labels.crystal_system), labels.extinction_group,
-                            split_of(structure_id, fractions, p.split_seed)))
+        data.labels.append((CRYSTAL_SYSTEMS.index(crystal_system(item.space_group)),
+                            extinction_group_of(item.space_group), split_of(structure_id, fractions, p.split_seed)))
     return write_shard(job.shard_dir, data, {"index": job.index, "first": job.first, "size": job.size,
                                             "config": job.config})
 
