@@ -16,11 +16,13 @@ import json
 import math
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from xrdframe import __version__
 from xrdframe.component import StructureSourceRef, param
 from xrdframe.dataset import FORMAT, PeakDataset, ShardData, split_of, verify_shard, write_csv_atomic, write_shard
 from xrdframe.diffraction import simulate_peaks
@@ -185,6 +187,8 @@ class Simulate:
             "n_structures": n_structures, "n_peaks": sum(s["n_peaks"] for s in shards),
             "n_skipped": sum(s["n_skipped"] for s in shards), "source_count": total,
             "shard_size": p.shard_size, "n_shards_total": n_shards, "part": [part, parts], "config": config,
+            "provenance": {"xrdframe": __version__, "seed": context.seed, "structures": p.structures.to_spec(),
+                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
             "shards": [{k: s[k] for k in ("name", "index", "first", "size", "n_structures", "n_peaks",
                                           "n_skipped")} for s in shards],
         })

@@ -28,6 +28,7 @@ from cattrs.errors import (
 )
 
 from xrdframe.component import ComponentRef
+from xrdframe.distribution import Distribution
 from xrdframe.errors import Problem, did_you_mean
 
 __all__ = ["kind_of", "structure", "unstructure", "converter", "using_registry", "describe_type", "resolved_fields"]
@@ -68,6 +69,8 @@ def describe_type(tp: Any) -> str:
     """A short, readable name of a type annotation (``list[float]``, ``encoder``)."""
     if isinstance(tp, type) and issubclass(tp, ComponentRef):
         return f"{tp.kind} component"
+    if tp is Distribution:
+        return "distribution (a number, {uniform: [low, high]}, {log_uniform: ...}, {normal: ...}, {choice: [...]})"
     if tp in _TYPE_WORDS:
         return _TYPE_WORDS[tp]
     origin = typing.get_origin(tp)
@@ -211,6 +214,10 @@ def _noted(exc: Exception, name: str) -> Exception:
     return exc
 
 
+def _distribution(value: Any, _: type) -> Distribution:
+    return Distribution.parse(value)
+
+
 def _unstructure_ref(ref: ComponentRef) -> dict[str, Any]:
     return {"name": ref.name, "params": converter.unstructure(ref.params)}
 
@@ -225,6 +232,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(Path, str)
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
     conv.register_structure_hook_func(_is_fixed_tuple, _fixed_tuple)
+    conv.register_structure_hook(Distribution, _distribution)
+    conv.register_unstructure_hook(Distribution, Distribution.to_spec)
     is_ref = lambda t: isinstance(t, type) and issubclass(t, ComponentRef)  # noqa: E731
     conv.register_structure_hook_func(is_ref, _component_ref)
     conv.register_unstructure_hook_func(is_ref, _unstructure_ref)
