@@ -16,7 +16,7 @@ from xrdframe.component import KINDS
 from xrdframe.plugin.manager import Registry
 
 HOOK = "from xrdframe.plugin import hookimpl\n@hookimpl\ndef xrdframe_augmentations():\n"
-BUILTIN_KINDS = {"tasks": {"task": ["simulate", "merge", "train", "evaluate", "predict"]},
+BUILTIN_KINDS = {"tasks": {"task": ["simulate", "merge", "train", "evaluate", "predict", "preview"]},
                  "structures": {"structure_source": ["cif_dir", "random_structures"]}}
 
 GOOD = """
@@ -110,7 +110,7 @@ def test_disable_switch_skips_plugins_by_entry_point_name(fake_site: FakeSite, m
 
 def test_unknown_name_lists_installed_and_suggests(toy_registry: Registry) -> None:
     with pytest.raises(LookupError, match=r"unknown task 'toy_cont' \(did you mean 'toy_count'\?\); "
-                                          r"installed: evaluate, merge, predict, simulate, toy_count, train"):
+                                          r"installed: evaluate, merge, predict, preview, simulate, toy_count, train"):
         toy_registry.lookup("task", "toy_cont")
     with pytest.raises(LookupError, match=r"unknown component kind 'indexers' \(did you mean 'indexer'\?\)"):
         toy_registry.lookup("indexers", "x")

@@ -108,7 +108,7 @@ def test_types_unknown_keys_missing_keys_and_literals(toy_registry: Registry) ->
         "(did you mean 'uniform'?)",
         "$.augmentations[0].params.amount (spec.yaml, line 7): expected a number, got True (boolean)",
         "$.augmentations[1].name (spec.yaml, line 8): unknown augmentation 'toy_shfit' (did you mean 'toy_shift'?); "
-        "installed: toy_shift",
+        f"installed: {', '.join(toy_registry.names('augmentation'))}",
         "$.trainer.epochs (spec.yaml, line 9): expected an integer, got 2.5 (number)",
         "$.trainer.device (spec.yaml, line 9): expected one of 'auto', 'cpu', 'cuda', got 'gpu'",
         "$.learning_rate (spec.yaml, line 10): unknown key 'learning_rate' for task 'train'; allowed keys: "
@@ -124,7 +124,7 @@ def test_missing_required_keys_version_and_task(toy_registry: Registry) -> None:
         "$.xrdframe (spec.yaml, line 1): unsupported schema version 2; this xrdframe reads version 1",
         "$.output (spec.yaml, line 1): required key is missing (the output directory)",
         "$.task (spec.yaml, line 2): unknown task 'simulat' (did you mean 'simulate'?); "
-        "installed: evaluate, merge, predict, simulate, toy_count, train",
+        "installed: evaluate, merge, predict, preview, simulate, toy_count, train",
     ]
     assert problems("""
         task: toy_count
@@ -236,6 +236,17 @@ def test_pipeline_top_level_keys(toy_registry: Registry) -> None:
         "$.value (spec.yaml, line 3): unknown key 'value' at the top of a pipeline; allowed keys: xrdframe, seed, "
         "output, stages (task keys belong inside a stage)",
     ]
+
+
+def test_a_string_is_not_a_list(toy_registry: Registry) -> None:
+    assert problems("""
+        xrdframe: 1
+        task: train
+        output: out
+        data: {path: ds}
+        indexer: {name: toy_indexer, params: {encoder: toy_encoder}}
+        augmentations: toy_shift
+        """, toy_registry) == ["$.augmentations (spec.yaml, line 6): expected a list, got 'toy_shift' (string)"]
 
 
 def test_yaml_12_floats_tuple_lengths_and_set_problems_together(toy_registry: Registry) -> None:

@@ -11,6 +11,7 @@ from xrdframe.plugin import hookimpl
 from xrdframe_tasks.evaluate import Evaluate, EvaluateParams
 from xrdframe_tasks.merge import Merge, MergeParams
 from xrdframe_tasks.predict import Predict, PredictParams
+from xrdframe_tasks.preview import Preview, PreviewParams
 from xrdframe_tasks.simulate import Simulate, SimulateParams
 from xrdframe_tasks.train import Train, TrainParams
 
@@ -27,4 +28,6 @@ def xrdframe_tasks() -> list[Component]:
                   "compare indexers on test sets: metrics.json, predictions, report.md"),
         Component("predict", Predict, PredictParams, "run one indexer on patterns: predictions.csv"),
         Component("merge", Merge, MergeParams, "join the partial peak datasets of a run spread over machines"),
+        Component("preview", Preview, PreviewParams,
+                  "one structure through the augmentation operators one at a time, as a figure"),
     ]

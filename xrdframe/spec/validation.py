@@ -11,6 +11,7 @@ structuring, each on its own field, so a bad value is reported at its path.
 
 from __future__ import annotations
 
+import collections.abc
 import contextvars
 import typing
 from collections.abc import Iterator, Mapping
@@ -214,6 +215,27 @@ def _noted(exc: Exception, name: str) -> Exception:
     return exc
 
 
+def _is_list(tp: Any) -> bool:
+    return typing.get_origin(tp) in (list, collections.abc.Sequence)
+
+
+def _list(value: Any, tp: Any) -> list:
+    """A list field takes a list (never a string, whose characters would become items)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"expected a list, got {_show(value)} ({_kind_of(value)})")
+    (item_type,) = typing.get_args(tp) or (Any,)
+    out, errors = [], []
+    for i, item in enumerate(value):
+        try:
+            out.append(converter.structure(item, item_type))
+        except Exception as exc:  # noqa: BLE001 - collected with the index
+            exc.__notes__ = [*getattr(exc, "__notes__", []), IterableValidationNote(f"@ index {i}", i, item_type)]
+            errors.append(exc)
+    if errors:
+        raise IterableValidationError(f"While structuring {describe_type(tp)}", errors, tp)
+    return out
+
+
 def _distribution(value: Any, _: type) -> Distribution:
     return Distribution.parse(value)
 
@@ -232,6 +254,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(Path, str)
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
     conv.register_structure_hook_func(_is_fixed_tuple, _fixed_tuple)
+    conv.register_structure_hook_func(_is_list, _list)
     conv.register_structure_hook(Distribution, _distribution)
     conv.register_unstructure_hook(Distribution, Distribution.to_spec)
     is_ref = lambda t: isinstance(t, type) and issubclass(t, ComponentRef)  # noqa: E731
