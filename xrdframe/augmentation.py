@@ -69,7 +69,7 @@ class TwoThetaGrid:
         return int(round((self.stop - self.start) / self.step))
 
     def centers(self, device: Any = "cpu") -> torch.Tensor:
-        """Bin centres, degrees, float32."""
+        """Bin centres, degrees, float64."""
         import torch
 
         return self.start + self.step * (torch.arange(self.n_bins, device=device, dtype=torch.float64) + 0.5)

@@ -52,6 +52,7 @@ import attrs
 
 from xrdframe.component import Component, param
 from xrdframe.distribution import Distribution
+from xrdframe.validators import law_non_negative, law_positive, law_text, positive, probability
 
 if TYPE_CHECKING:
     import torch
@@ -102,40 +103,10 @@ _LOW_INDEX_DIRECTIONS = (
 
 # --------------------------------------------------------------------------- validators
 
-def _law_text(law: Distribution) -> str:
-    spec = law.to_spec()
-    if isinstance(spec, dict):
-        (kind, values), = spec.items()
-        return f"{{{kind}: [{', '.join(f'{v:g}' for v in values)}]}}"
-    return f"{spec:g}"
-
-
-def _probability(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be a probability in [0, 1], got {value}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {value}")
-
-
-def _nonnegative_law(instance: Any, attribute: attrs.Attribute, value: Distribution) -> None:
-    low = value.support()[0]
-    if low < 0:
-        raise ValueError(f"must be >= 0 for every draw, but {_law_text(value)} reaches {low:g}")
-
-
-def _positive_law(instance: Any, attribute: attrs.Attribute, value: Distribution) -> None:
-    low = value.support()[0]
-    if not low > 0:
-        raise ValueError(f"must be > 0 for every draw, but {_law_text(value)} reaches {low:g}")
-
-
 def _angle_law(instance: Any, attribute: attrs.Attribute, value: Distribution) -> None:
     low, high = value.support()
     if low < 0 or high > 180:
-        raise ValueError(f"must stay within [0, 180] degrees, but {_law_text(value)} spans [{low:g}, {high:g}]")
+        raise ValueError(f"must stay within [0, 180] degrees, but {law_text(value)} spans [{low:g}, {high:g}]")
 
 
 def _high_cut(instance: Any, attribute: attrs.Attribute, value: Distribution) -> None:
@@ -143,8 +114,8 @@ def _high_cut(instance: Any, attribute: attrs.Attribute, value: Distribution) ->
     if instance is not None and isinstance(getattr(instance, "low", None), Distribution):
         low_max, high_min = instance.low.support()[1], value.support()[0]
         if low_max > high_min:
-            raise ValueError(f"must lie above every low cut, but the low cut {_law_text(instance.low)} reaches "
-                             f"{low_max:g} and the high cut {_law_text(value)} goes down to {high_min:g} degrees")
+            raise ValueError(f"must lie above every low cut, but the low cut {law_text(instance.low)} reaches "
+                             f"{low_max:g} and the high cut {law_text(value)} goes down to {high_min:g} degrees")
 
 
 def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -178,7 +149,7 @@ def _directions(instance: Any, attribute: attrs.Attribute, value: list[tuple[int
 
 
 def _probability_param() -> Any:
-    return param(1.0, doc="chance that a pattern is augmented at all (drawn per pattern)", validator=_probability)
+    return param(1.0, doc="chance that a pattern is augmented at all (drawn per pattern)", validator=probability)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -310,7 +281,7 @@ class ZeroShift(_PeakOperator):
 @attrs.frozen
 class PeakPositionNoiseParams:
     sigma: Distribution = param(
-        Distribution.uniform(0.0, 0.01), unit="deg", validator=_nonnegative_law,
+        Distribution.uniform(0.0, 0.01), unit="deg", validator=law_non_negative,
         doc="standard deviation of the white Gaussian noise added to each peak position, drawn per pattern; "
             "models small errors of peak positions (strain, detector pixel, step size): at most half a "
             "0.02-degree bin in training (uniform [0, 0.01])")
@@ -369,7 +340,7 @@ class PeakCrop(_PeakOperator):
 @attrs.frozen
 class IntensityNoiseParams:
     sigma: Distribution = param(
-        Distribution.uniform(0.0, 0.1), unit="relative", validator=_nonnegative_law,
+        Distribution.uniform(0.0, 0.1), unit="relative", validator=law_non_negative,
         doc="relative standard deviation of the integrated intensities, drawn per pattern: each intensity is "
             "multiplied by 1 + N(0, sd); stands for counting statistics, detector non-linearity, absorption "
             "and mild texture; training uniform [0, 0.1] (up to 10 %)")
@@ -400,7 +371,7 @@ class IntensityNoise(_PeakOperator):
 @attrs.frozen
 class ImpurityPeaksParams:
     count: Distribution = param(
-        Distribution("choice", (0.0, 1.0, 2.0, 3.0)), validator=_nonnegative_law,
+        Distribution("choice", (0.0, 1.0, 2.0, 3.0)), validator=law_non_negative,
         doc="number of impurity peaks of a pattern, drawn per pattern and rounded to an integer; a minor "
             "second phase shows its few strongest lines (training {choice: [0, 1, 2, 3]})")
     min_fraction: float = param(
@@ -468,7 +439,7 @@ class ImpurityPeaks(_PeakOperator):
 @attrs.frozen
 class KAlpha2Params:
     ratio: Distribution = param(
-        Distribution.uniform(0.45, 0.55), unit="I(Ka2)/I(Ka1)", validator=_nonnegative_law,
+        Distribution.uniform(0.45, 0.55), unit="I(Ka2)/I(Ka1)", validator=law_non_negative,
         doc="intensity of each K-alpha2 companion relative to its K-alpha1 peak, drawn per pattern; the "
             "natural Cu ratio is close to 0.5 (2p1/2 vs 2p3/2 occupancy), slightly changed by the optics: "
             "training uniform [0.45, 0.55]")
@@ -567,7 +538,7 @@ def march_dollase(cos_alpha: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 @attrs.frozen
 class PreferredOrientationParams:
     r: Distribution = param(
-        Distribution.uniform(0.7, 1.3), validator=_positive_law,
+        Distribution.uniform(0.7, 1.3), validator=law_positive,
         doc="March-Dollase parameter, drawn per pattern: 1 for a random powder, < 1 for platelets (reflections "
             "along the preferred direction enhanced), > 1 for needles; training uniform [0.7, 1.3], the mild "
             "texture of a back-loaded laboratory specimen")
@@ -635,7 +606,7 @@ class SampleDisplacementParams:
             "positive: surface below the axis (away from tube and detector), peaks move to lower 2theta; a "
             "carefully filled holder is within 0.1 mm (training uniform [-0.1, 0.1])")
     radius: float = param(
-        240.0, unit="mm", validator=_positive,
+        240.0, unit="mm", validator=positive,
         doc="goniometer radius R (specimen to detector), 240 mm on most laboratory instruments")
     probability: float = _probability_param()
 
@@ -668,11 +639,11 @@ class SampleDisplacement(_PeakOperator):
 @attrs.frozen
 class CrystalliteSizeParams:
     size: Distribution = param(
-        Distribution.parse({"log_uniform": [200.0, 2000.0]}), unit="Angstrom", validator=_positive_law,
+        Distribution.parse({"log_uniform": [200.0, 2000.0]}), unit="Angstrom", validator=law_positive,
         doc="volume-weighted crystallite size L, drawn per pattern; 20 to 200 nm covers ordinary laboratory "
             "powders whose size broadening is visible (larger crystallites: instrument-limited widths); "
             "training log_uniform [200, 2000]")
-    k: float = param(0.9, validator=_positive, doc="Scherrer constant K (0.9 for FWHM and roughly spherical "
+    k: float = param(0.9, validator=positive, doc="Scherrer constant K (0.9 for FWHM and roughly spherical "
                                                    "crystallites; 0.89-0.94 by shape)")
     probability: float = _probability_param()
 

@@ -19,7 +19,7 @@ from xrdframe.diffraction import simulate_peaks
 from xrdframe.files import atomic_path
 from xrdframe.run import RunContext
 from xrdframe.structure import read_structure
-from xrdframe_tasks.validators import positive, two_theta_range
+from xrdframe.validators import positive, two_theta_range
 
 __all__ = ["Preview", "PreviewParams"]
 
@@ -71,7 +71,7 @@ class Preview:
             ax.set_ylabel("I", fontsize=8)
             ax.set_title(title, fontsize=9, loc="left")
             ax.tick_params(labelsize=7)
-        axes[-1, 0].set_xlabel("2theta (deg), wavelength %.4f A" % p.wavelength)
+        axes[-1, 0].set_xlabel(f"2theta (deg), wavelength {p.wavelength:.4f} A")
         fig.suptitle(f"{structure.name} (space group {structure.space_group})", fontsize=10)
         fig.tight_layout()
         with atomic_path(context.output / "preview.png") as tmp:

@@ -30,7 +30,7 @@ from xrdframe.errors import XrdframeError
 from xrdframe.run import RunContext
 from xrdframe.sources import SkippedStructure
 from xrdframe.spec.validation import unstructure
-from xrdframe_tasks.validators import fractions, positive, two_theta_range
+from xrdframe.validators import fractions, positive, two_theta_range
 
 __all__ = ["Simulate", "SimulateParams", "parse_part"]
 

@@ -10,7 +10,7 @@ import attrs
 from xrdframe.component import AugmentationRef, IndexerRef, param
 from xrdframe.errors import XrdframeError
 from xrdframe.run import RunContext
-from xrdframe_tasks.validators import positive
+from xrdframe.validators import positive
 
 __all__ = ["Train", "TrainParams", "TrainData", "TrainerParams"]
 
