@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 import xrdframe
-from conftest import REPO
 from xrdframe.augmentation import AugmentationChain
 from xrdframe.dataset import PeakDataset
 from xrdframe.loader import PatternLoader
