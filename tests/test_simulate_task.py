@@ -165,3 +165,14 @@ def test_killed_run_resumes_without_redoing_finished_shards(tmp_path: Path, shar
     assert resumed.verify() == [] and len(resumed.meta["shards"]) == 46
     fresh = simulate(tmp_path / "fresh", structures, shard_size=10, workers=2)
     assert_same_dataset(resumed, fresh)
+
+
+def test_open_shards_stay_within_the_open_file_budget(tmp_path: Path) -> None:
+    ds = simulate(tmp_path / "ds", EXAMPLES, shard_size=1)
+    ds._max_open = 3
+    expected = [simulate_peaks(r["source"], 1.5406, (5, 100)).two_theta for r in ds.structures()]
+    for _ in range(2):
+        for i in range(len(ds)):
+            np.testing.assert_allclose(ds.peaks(i).two_theta, expected[i])
+            assert len(ds._shards) <= 3
+    assert list(ds._shards) == [4, 5, 6]  # the least recently used shards were closed

@@ -168,13 +168,11 @@ def test_spglib_counts_partially_occupied_atoms_as_another_species() -> None:
     assert spglib_space_group(half) == 221
 
 
-# Spglib test structures in which symmetry images of one site lie 0.007 to 0.012 Angstrom apart (coordinates
-# rounded near a special position): read_structure merges images closer than SPECIAL_POSITION_TOLERANCE
-# (0.05 Angstrom) into one atom, so the cell holds fewer atoms than the file's _chemical_formula_sum counts,
-# while spglib still finds the file's group. Images further apart (split sites) are all kept: see
-# test_split_sites_keep_both_halves.
-MERGED_AT_SPECIAL_POSITIONS = {"tetragonal__POSCAR-100-2.cif", "tetragonal__POSCAR-111.cif",
-                               "tetragonal__POSCAR-125-2.cif"}
+# Spglib test structures in which symmetry images of one site lie 0.007 to 0.012 Angstrom apart: merging at
+# SPECIAL_POSITION_TOLERANCE (0.05 Angstrom) would contradict the file's _atom_site_symmetry_multiplicity, so
+# read_structure expands those sites again with DECLARED_MULTIPLICITY_TOLERANCE and says so in the note.
+DECLARED_MULTIPLICITY_KEPT = {"tetragonal__POSCAR-100-2.cif", "tetragonal__POSCAR-111.cif",
+                              "tetragonal__POSCAR-125-2.cif"}
 
 
 def spglib_index() -> list[dict[str, str]]:
@@ -195,7 +193,7 @@ def formula_count(path: Path) -> int:
 def test_real_structures_space_group_and_spglib() -> None:
     """458 real (spglib test-suite) structures: the file's group is the index's, and spglib finds it again."""
     rows = spglib_index()
-    disagreements = []
+    disagreements, noted = [], set()
     for row in rows:
         path = SPGLIB_CIFS / row["path"]
         s = read_structure(path)
@@ -203,8 +201,20 @@ def test_real_structures_space_group_and_spglib() -> None:
         found = spglib_space_group(s)
         if found != s.space_group or len(s.elements) != formula_count(path):
             disagreements.append(row["path"])
+        if "copies as declared" in s.note:
+            noted.add(row["path"])
     assert len(rows) > 400
-    assert set(disagreements) <= MERGED_AT_SPECIAL_POSITIONS, sorted(set(disagreements) - MERGED_AT_SPECIAL_POSITIONS)
+    assert disagreements == []
+    assert noted == DECLARED_MULTIPLICITY_KEPT
+
+
+def test_anisotropic_displacement_gives_u_equivalent(tmp_path: Path) -> None:
+    text = cubic_cif("aniso", "P m -3 m", 4.0, "Cs1 Cs 0 0 0 1 0", number=221).replace(
+        "_atom_site_B_iso_or_equiv", "_atom_site_dummy")
+    text += ("loop_\n_atom_site_aniso_label\n_atom_site_aniso_U_11\n_atom_site_aniso_U_22\n_atom_site_aniso_U_33\n"
+             "_atom_site_aniso_U_12\n_atom_site_aniso_U_13\n_atom_site_aniso_U_23\nCs1 0.02 0.02 0.02 0 0 0\n")
+    s = read_structure(write(tmp_path / "aniso.cif", text))
+    assert s.b_iso[0] == pytest.approx(8 * np.pi**2 * 0.02, rel=1e-5)
 
 
 def test_split_sites_keep_both_halves(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from xrdframe.errors import XrdframeError
 
 __all__ = [
+    "DECLARED_MULTIPLICITY_TOLERANCE",
     "SPECIAL_POSITION_TOLERANCE",
     "Structure",
     "StructureError",
@@ -141,8 +142,31 @@ def expand_sites(fract: np.ndarray, space_group: gemmi.SpaceGroup, cell: gemmi.U
     return np.concatenate(out_xyz).reshape(-1, 3), np.concatenate(out_site).astype(np.int64)
 
 
-def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: str | None = None) -> Structure:
-    """Convert a :class:`gemmi.SmallStructure` (asymmetric unit + space group) to a Structure."""
+def _u_equivalent(site: gemmi.SmallStructure.Site, cell: gemmi.UnitCell) -> float:
+    """U_iso of a site, or U_eq = 1/3 sum_ij U^ij a*_i a*_j (a_i . a_j) when only U^ij are given
+    (Fischer & Tillmanns (1988), Acta Cryst. C44, 775)."""
+    if site.u_iso > 0 or not site.aniso.nonzero():
+        return float(site.u_iso)
+    u = np.array(site.aniso.as_mat33().tolist())
+    rc = cell.reciprocal()
+    n = np.array([rc.a, rc.b, rc.c])
+    metric = np.array(cell.metric_tensor().as_mat33().tolist())
+    return float(np.einsum("ij,i,j,ij->", u, n, n, metric) / 3.0)
+
+
+#: Tolerance (Angstrom) used instead when merging at SPECIAL_POSITION_TOLERANCE contradicts a site's
+#: declared ``_atom_site_symmetry_multiplicity``.
+DECLARED_MULTIPLICITY_TOLERANCE = 1e-3
+
+
+def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: str | None = None,
+                         multiplicities: dict[str, int] | None = None) -> Structure:
+    """Convert a :class:`gemmi.SmallStructure` (asymmetric unit + space group) to a Structure.
+
+    ``multiplicities``: the file's ``_atom_site_symmetry_multiplicity`` by site label. Where
+    merging close symmetry copies gives another count, the site is expanded again with
+    :data:`DECLARED_MULTIPLICITY_TOLERANCE`; a count that still disagrees is kept and noted.
+    """
     label = source or name or small.name
     sg = small.spacegroup
     if sg is None:
@@ -158,14 +182,31 @@ def structure_from_gemmi(small: gemmi.SmallStructure, name: str = "", source: st
         raise StructureError(f"{label}: unknown element type(s) {', '.join(unknown)} in _atom_site_type_symbol")
     if not cell.volume > 0:
         raise StructureError(f"{label}: the unit cell has no volume ({cell.parameters})")
-    fract, index = expand_sites(np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites]), sg, cell)
+    xyz = np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites])
+    fract, index = expand_sites(xyz, sg, cell)
+    notes = []
+    if multiplicities:
+        counts = np.bincount(index, minlength=len(sites))
+        for i, site in enumerate(sites):
+            declared = multiplicities.get(site.label)
+            if declared is None or declared == counts[i]:
+                continue
+            again, _ = expand_sites(xyz[i:i + 1], sg, cell, DECLARED_MULTIPLICITY_TOLERANCE)
+            if len(again) == declared:
+                fract = np.concatenate([fract[index != i], again])
+                index = np.concatenate([index[index != i], np.full(len(again), i)])
+                notes.append(f"site {site.label}: {declared} copies as declared (some closer than "
+                             f"{SPECIAL_POSITION_TOLERANCE} A)")
+            else:
+                notes.append(f"site {site.label}: {counts[i]} atoms in the cell, file declares {declared}")
     elements = [sites[i].element.name for i in index]
     occupancy = np.array([sites[i].occ for i in index], dtype=np.float64)
-    b_iso = np.array([8.0 * math.pi**2 * sites[i].u_iso for i in index], dtype=np.float64)
+    b_iso = np.array([8.0 * math.pi**2 * _u_equivalent(sites[i], cell) for i in index], dtype=np.float64)
     standard = gemmi.find_spacegroup_by_number(sg.number)
     setting = "" if sg.hall == standard.hall else sg.hall
     return Structure(cell=tuple(cell.parameters), space_group=sg.number, setting=setting, fract=fract,
-                     elements=elements, occupancy=occupancy, b_iso=b_iso, name=name or small.name, source=source)
+                     elements=elements, occupancy=occupancy, b_iso=b_iso, name=name or small.name, source=source,
+                     note="; ".join(notes))
 
 
 def read_structure(path: str | Path) -> Structure:
@@ -181,16 +222,25 @@ def read_structure(path: str | Path) -> Structure:
     path = Path(path)
     if not path.is_file():
         raise StructureError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise StructureError(f"{path}: not a readable CIF: the file is empty")
     try:
-        small = gemmi.read_small_structure(str(path))
+        doc = gemmi.cif.read_file(str(path))
     except Exception as strict_error:  # noqa: BLE001 - gemmi raises RuntimeError, ValueError, IndexError, ...
-        try:
+        try:  # tolerant reading, e.g. of duplicate tags
             doc = gemmi.cif.read_file(str(path), check_level=0)
-            block = doc.sole_block() if len(doc) == 1 else next(b for b in doc if b.find_value("_cell_length_a"))
-            small = gemmi.make_small_structure_from_block(block)
         except Exception:  # noqa: BLE001
-            reason = str(strict_error) or type(strict_error).__name__
-            if isinstance(strict_error, IndexError) and path.stat().st_size == 0:
-                reason = "the file is empty"
-            raise StructureError(f"{path}: not a readable CIF: {reason}") from None
-    return structure_from_gemmi(small, name=small.name or path.stem, source=str(path))
+            raise StructureError(f"{path}: not a readable CIF: {strict_error or type(strict_error).__name__}") from None
+    try:
+        block = doc.sole_block() if len(doc) == 1 else next(b for b in doc if b.find_value("_cell_length_a"))
+        small = gemmi.make_small_structure_from_block(block)
+    except Exception as exc:  # noqa: BLE001
+        raise StructureError(f"{path}: not a readable CIF: {exc or type(exc).__name__}") from None
+    labels = list(block.find_values("_atom_site_label"))
+    declared = list(block.find_values("_atom_site_symmetry_multiplicity"))
+    multiplicities = {}
+    if declared and len(declared) == len(labels):
+        for label, value in zip(labels, declared, strict=True):
+            if value.isdigit():
+                multiplicities[gemmi.cif.as_string(label)] = int(value)
+    return structure_from_gemmi(small, name=small.name or path.stem, source=str(path), multiplicities=multiplicities)
