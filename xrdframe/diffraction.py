@@ -152,10 +152,12 @@ def reflection_orbits(hkl: np.ndarray, space_group: int, setting: str = "") -> t
     if hkl.size == 0:
         return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
     rots = _laue_rotations(space_group, setting)
-    images = np.einsum("nj,kji->nki", hkl, rots)  # h' = h R for each rotation R
-    span = int(np.abs(images).max()) + 1
+    # each image h' = h R is encoded as the integer key (h'+s) b^2 + (k'+s) b + (l'+s); as the key is linear
+    # in h', all keys come from one (n, 3) x (3, k) product: key = h . (R w) + s (b^2 + b + 1), w = (b^2, b, 1)
+    span = int(np.abs(hkl).max()) * int(np.abs(rots).sum(axis=2).max()) + 1
     base = 2 * span + 1
-    keys = ((images[..., 0] + span) * base + (images[..., 1] + span)) * base + (images[..., 2] + span)
+    weights = np.array([base * base, base, 1], dtype=np.int64)
+    keys = hkl @ (rots @ weights).T + span * (base * base + base + 1)  # (n, k)
     keys.sort(axis=1)
     multiplicity = 1 + np.count_nonzero(np.diff(keys, axis=1), axis=1)
     top = keys[:, -1]
@@ -194,6 +196,13 @@ def it92_form_factor(element: str, stol2: np.ndarray) -> np.ndarray:
     return (coefs[0:4] * np.exp(-coefs[4:8] * stol2[..., None])).sum(axis=-1) + coefs[8]
 
 
+@lru_cache(maxsize=4096)
+def _species(elements: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Distinct elements and, for each atom, the index of its element."""
+    species, index = np.unique(np.asarray(elements), return_inverse=True)
+    return tuple(str(e) for e in species), index
+
+
 def structure_factors(structure: Structure, hkl: np.ndarray, d: np.ndarray,
                       form_factor: FormFactor = it92_form_factor) -> np.ndarray:
     """Complex structure factors F(hkl) of the unit cell (electrons), vectorized.
@@ -204,8 +213,8 @@ def structure_factors(structure: Structure, hkl: np.ndarray, d: np.ndarray,
     """
     hkl = np.asarray(hkl, dtype=np.float64)
     stol2 = 1.0 / (4.0 * np.asarray(d, dtype=np.float64) ** 2)
-    species, atom_species = np.unique(np.asarray(structure.elements), return_inverse=True)
-    f = np.stack([form_factor(str(e), stol2) for e in species])  # (species, reflections)
+    species, atom_species = _species(tuple(structure.elements))
+    f = np.stack([form_factor(e, stol2) for e in species])  # (species, reflections)
     atom_f = f[atom_species]  # (atoms, reflections)
     atom_f = atom_f * (structure.occupancy[:, None] * np.exp(-structure.b_iso[:, None] * stol2[None, :]))
     angle = (2.0 * np.pi) * (structure.fract @ hkl.T)  # (atoms, reflections)
