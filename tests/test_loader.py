@@ -60,7 +60,7 @@ def test_two_views_differ_but_show_the_same_structures(dataset: PeakDataset) -> 
                                            xrdframe.create("augmentation", "pseudo_voigt")])
     loader = PatternLoader(dataset, np.arange(len(dataset)), peaks_and_profile, batch_size=4, mode="online",
                            views=2)
-    batch = next(loader.epoch(0))
+    batch = max(loader.epoch(0), key=lambda b: len(b.index))
     assert batch.profiles.shape == (2, 4, 6000)
     assert not torch.equal(batch.profiles[0], batch.profiles[1])
     # the same structures: each view resembles its twin more than any other structure's view (without a
@@ -91,6 +91,20 @@ def test_static_renders_once_and_reuses_the_profiles(dataset: PeakDataset, tmp_p
     for batch in other_batching.epoch(0):
         for i, profile in zip(batch.index.tolist(), batch.profiles, strict=True):
             assert torch.equal(by_index[i], profile)  # independent of the batch size
+
+
+def test_online_batches_group_similar_peak_counts(dataset: PeakDataset) -> None:
+    counts = dataset.peak_counts()
+    assert counts.tolist() == [len(dataset.peaks(i)) for i in range(len(dataset))]
+    loader = PatternLoader(dataset, np.arange(len(dataset)), AugmentationChain([]), batch_size=2, seed=3)
+    served = [b.index.tolist() for b in loader.epoch(0)]
+    assert sorted(i for b in served for i in b) == list(range(len(dataset)))
+    spans = [int(counts[b].max() - counts[b].min()) for b in served if len(b) == 2]
+    unbucketed = PatternLoader(dataset, np.arange(len(dataset)), AugmentationChain([]), batch_size=2, seed=3,
+                               bucket=0)
+    random_spans = [int(counts[b.index.numpy()].max() - counts[b.index.numpy()].min())
+                    for b in unbucketed.epoch(0) if len(b.index) == 2]
+    assert sum(spans) <= sum(random_spans)
 
 
 def test_labels_follow_the_structures(dataset: PeakDataset) -> None:

@@ -196,7 +196,7 @@ def _max_open_shards() -> int:
         limit = soft if soft != resource.RLIM_INFINITY else 65536
     except ImportError:  # pragma: no cover - not on POSIX
         limit = 512
-    return max(8, (int(limit) - 64) // (2 * len(SHARD_ARRAYS)))
+    return max(8, (int(limit) - 64) // 8)  # peaks() opens 6 arrays of a shard; labels() opens none
 
 
 @attrs.define(eq=False)
@@ -283,6 +283,12 @@ class PeakDataset:
         parts = [np.load(self.root / "shards" / s["name"] / f"{name}.npy", allow_pickle=False)
                  for s in self.meta["shards"]]  # small arrays: read whole, no file left open
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    def peak_counts(self) -> np.ndarray:
+        """Number of peaks of every structure, (n,) int64."""
+        parts = [np.diff(np.load(self.root / "shards" / s["name"] / "offsets.npy", allow_pickle=False))
+                 for s in self.meta["shards"]]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def split_indices(self, split: str) -> np.ndarray:
         """Indices of the structures in ``split`` (for example 'train')."""

@@ -68,12 +68,15 @@ class PatternLoader:
     :param mode: ``static`` or ``online``.
     :param views: profiles per structure in a batch (online mode; 2 for contrastive training).
     :param cache_dir: where ``static`` mode keeps its rendered profiles (memory-mapped .npy).
+    :param bucket: in ``online`` mode, group structures with similar numbers of peaks into the same
+        batch (within windows of ``bucket`` batches of the shuffled order; 0 = off): peak lists are
+        padded to the longest of a batch, so this cuts the padding the operators work on.
     """
 
     def __init__(self, dataset: PeakDataset, indices: Any, chain: AugmentationChain, *, batch_size: int = 64,
                  mode: Literal["static", "online"] = "online", views: int = 1, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = False, cache_dir: str | Path | None = None,
-                 device: Any = "cpu") -> None:
+                 device: Any = "cpu", bucket: int = 50) -> None:
         if mode not in ("static", "online"):
             raise ValueError(f"mode must be 'static' or 'online', got {mode!r}")
         if views < 1 or (mode == "static" and views != 1):
@@ -88,6 +91,8 @@ class PatternLoader:
         self._labels = {name: np.asarray(dataset.labels(name), dtype=np.int64)
                         for name in ("space_group", "crystal_system", "extinction_group")}
         self._static: np.ndarray | None = None
+        self.bucket = int(bucket)
+        self._counts = dataset.peak_counts()[self.indices] if mode == "online" and bucket > 0 else None
 
     def __len__(self) -> int:
         n = len(self.indices)
@@ -134,7 +139,15 @@ class PatternLoader:
         if self.shuffle:
             order = np.random.default_rng(_seed("order", self.seed, epoch)).permutation(len(self.indices))
         static = self._static_profiles() if self.mode == "static" else None
-        for b in range(len(self)):
+        batch_order = np.arange(len(self))
+        if self._counts is not None:
+            window = self.bucket * self.batch_size  # sort by peak count within windows, then shuffle the batches
+            for start in range(0, len(order), window):
+                part = order[start:start + window]
+                order[start:start + window] = part[np.argsort(self._counts[part], kind="stable")]
+            if self.shuffle:
+                batch_order = np.random.default_rng(_seed("batches", self.seed, epoch)).permutation(len(self))
+        for b in batch_order:
             rows = order[b * self.batch_size:(b + 1) * self.batch_size]
             index = self.indices[rows]
             if static is not None:

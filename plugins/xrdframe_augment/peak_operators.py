@@ -185,12 +185,14 @@ def _keep(batch: PeakBatch, keep: torch.Tensor) -> PeakBatch:
     import torch
 
     mask = batch.mask & keep
+    if torch.equal(mask, batch.mask):
+        return batch  # nothing dropped: no copies
 
     def zero(t: torch.Tensor | None) -> torch.Tensor | None:
         if t is None:
             return None
         m = mask if t.dim() == 2 else mask[..., None]
-        return torch.where(m, t, torch.zeros_like(t))
+        return t.masked_fill(~m, 0)
 
     return batch.evolve(mask=mask, two_theta=zero(batch.two_theta), intensity=zero(batch.intensity),
                         hkl=zero(batch.hkl), broadening=zero(batch.broadening))

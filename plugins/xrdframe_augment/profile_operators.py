@@ -213,10 +213,15 @@ def _eta_of_q(q: torch.Tensor) -> torch.Tensor:
 
 
 def _tch_fwhm(gauss: torch.Tensor, lorentz: torch.Tensor) -> torch.Tensor:
-    g, l_ = gauss, lorentz  # Horner in L with powers of G
-    total = TCH_FWHM[0] * g ** 5
-    for k in range(1, 6):
-        total = total + TCH_FWHM[k] * g ** (5 - k) * l_ ** k
+    g, l_ = gauss, lorentz  # Horner in L with powers of G (products, not the slow generic pow)
+    g2 = g * g
+    g3 = g2 * g
+    g4 = g3 * g
+    total = TCH_FWHM[5] * l_ + TCH_FWHM[4] * g
+    total = total * l_ + TCH_FWHM[3] * g2
+    total = total * l_ + TCH_FWHM[2] * g3
+    total = total * l_ + TCH_FWHM[1] * g4
+    total = total * l_ + TCH_FWHM[0] * (g4 * g)
     return total.clamp(min=0.0) ** 0.2
 
 
@@ -366,10 +371,12 @@ class PseudoVoigt:
         eta = col["eta"].expand_as(fwhm)
         if batch.broadening is not None:
             gauss, lorentz = tch_split(draws["eta"].double())
-            extra = batch.broadening.double().clamp(min=0.0)
-            fwhm64 = fwhm.double()
-            fwhm64, eta64 = tch_combine(gauss[:, None] * fwhm64, lorentz[:, None] * fwhm64 + extra)
-            fwhm, eta = fwhm64.to(torch.float32), eta64.to(torch.float32)
+            # only the real, broadened peaks (most of a padded batch is padding)
+            rows, cols = torch.nonzero(batch.mask & (batch.broadening > 0), as_tuple=True)
+            h = fwhm[rows, cols].double()
+            h, e = tch_combine(gauss[rows] * h, lorentz[rows] * h + batch.broadening[rows, cols].double())
+            fwhm = fwhm.index_put((rows, cols), h.to(torch.float32))
+            eta = eta.expand_as(fwhm).contiguous().index_put((rows, cols), e.to(torch.float32))
         return fwhm, eta
 
     def __call__(self, batch: PeakBatch, grid: TwoThetaGrid, generator: torch.Generator) -> ProfileBatch:
