@@ -315,6 +315,8 @@ class PseudoVoigtParams:
 #: the Gaussian is below 2^-16 = 1.5e-5 of its maximum (3e-6 of its area lies beyond) and erf(2x/H) is +-1
 #: to 1.5e-8.
 _CORE = 2.0
+#: Lorentzian tails are followed down to this fraction of the pattern's highest peak (then renormalised).
+_TAIL_EPS = 1e-4
 #: Ratio of successive window sizes of the width classes.
 _GROWTH = 1.3
 _LN2 = math.log(2.0)
@@ -407,7 +409,13 @@ class PseudoVoigt:
         centre = torch.floor(position)
         fwhm = fwhm.float().clamp(min=1e-3 * step)
         cap = max(1, math.ceil(p.max_window / step))
-        half = torch.ceil(fwhm * (p.window / step)).clamp(1, cap)
+        # a peak's window reaches out until its Lorentzian tail, eta (2/pi) / (H (1 + 4 x^2)) per degree at x
+        # FWHM from the centre, falls below _TAIL_EPS of the pattern's highest peak (between _CORE and `window`
+        # FWHM): weak peaks get short windows; the profile is renormalised within the window either way
+        height = batch.intensity.float().abs() / fwhm
+        top = torch.where(batch.mask, height, torch.zeros_like(height)).amax(dim=1, keepdim=True).clamp(min=1e-30)
+        reach = (0.5 * torch.sqrt((2 / math.pi) * eta.float() * height / (_TAIL_EPS * top))).clamp(_CORE, p.window)
+        half = torch.ceil(fwhm * reach / step).clamp(1, cap)
         # peaks whose window touches the grid, with some intensity: a flat list of M peaks
         keep = batch.mask & (batch.intensity != 0) & (centre >= -half) & (centre < n_bins + half)
         flat = torch.nonzero(keep.view(-1), as_tuple=True)[0]
