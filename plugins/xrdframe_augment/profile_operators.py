@@ -118,6 +118,7 @@ import attrs
 from xrdframe.augmentation import PeakBatch, ProfileBatch, TwoThetaGrid
 from xrdframe.component import Component, param
 from xrdframe.distribution import Distribution, latin_hypercube
+from xrdframe.validators import positive, probability
 
 if TYPE_CHECKING:
     import torch
@@ -163,14 +164,6 @@ def _is_zero(law: Distribution) -> bool:
     return law.support() == (0.0, 0.0)
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {value}")
-
-
-def _probability(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be a probability in [0, 1], got {value}")
 
 
 def _order(instance: Any, attribute: attrs.Attribute, value: int) -> None:
@@ -301,12 +294,12 @@ class PseudoVoigtParams:
     sampling: Literal["latin_hypercube", "independent"] = param(
         "latin_hypercube", doc="draw U, V, W, eta, asymmetry jointly by Latin-hypercube sampling over the batch, "
                                "or independently")
-    window: float = param(8.0, validator=_positive, unit="FWHM",
+    window: float = param(8.0, validator=positive, unit="FWHM",
                           doc="half width of the window each peak is evaluated on; the Lorentzian tail beyond it "
                               "(1 - 2/pi arctan(2 window) of the Lorentzian area, 4 % at 8) goes back to the window")
-    max_window: float = param(1.0, validator=_positive, unit="deg",
+    max_window: float = param(1.0, validator=positive, unit="deg",
                               doc="cap on the half width of the window (bounds memory and time for broad peaks)")
-    min_fwhm: float = param(0.02, validator=_positive, unit="deg",
+    min_fwhm: float = param(0.02, validator=positive, unit="deg",
                             doc="smallest FWHM rendered (FWHM^2 is clamped to min_fwhm^2); keep it >= the grid "
                                 "step so peaks are sampled by at least a few bins")
 
@@ -532,7 +525,7 @@ class BackgroundNoiseParams:
     decay_width: Distribution = _random(
         Distribution.uniform(3.0, 10.0), validator=_within(1e-6, None, "decay_width"), unit="deg",
         doc="e-folding angle of the low-angle background")
-    amorphous_probability: float = param(0.2, validator=_probability,
+    amorphous_probability: float = param(0.2, validator=probability,
                                          doc="probability that a pattern gets an amorphous hump")
     amorphous_position: Distribution = _random(
         Distribution.uniform(15.0, 35.0), unit="deg", doc="2theta of the amorphous hump's maximum")

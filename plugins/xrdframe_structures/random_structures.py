@@ -55,6 +55,7 @@ from xrdframe.component import param
 from xrdframe.errors import XrdframeError
 from xrdframe.sources import iter_structures
 from xrdframe.structure import Structure
+from xrdframe.validators import positive, probability
 from xrdframe_structures.cif_dir import spglib_space_group
 
 __all__ = [
@@ -98,14 +99,6 @@ _MERGE = 1e-5
 
 # --------------------------------------------------------------------------- parameters
 
-def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {value}")
-
-
-def _probability(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be in [0, 1], got {value}")
 
 
 def _range(instance: object, attribute: attrs.Attribute, value: tuple[float, float]) -> None:
@@ -154,15 +147,15 @@ def _elements(instance: object, attribute: attrs.Attribute, value: list[str] | N
 class RandomStructuresParams:
     """Parameters of ``random_structures`` (see the module documentation for how they are used)."""
 
-    count: int = param(1000, doc="number of structures to yield", validator=_positive)
+    count: int = param(1000, doc="number of structures to yield", validator=positive)
     space_groups: list[int] | None = param(
         None, doc="space-group numbers (1-230) to draw from; null for all 230", validator=_space_groups)
     weights: list[float] | None = param(
         None, doc="relative weight of each entry of space_groups (230 entries when space_groups is null); "
                   "null for equal weights", validator=_weights)
     max_atoms_asymmetric: int = param(6, doc="at most this many sites in the asymmetric unit (1 to this, "
-                                             "uniformly)", validator=_positive)
-    max_atoms_cell: int = param(200, doc="at most this many atoms in the unit cell", validator=_positive)
+                                             "uniformly)", validator=positive)
+    max_atoms_cell: int = param(200, doc="at most this many atoms in the unit cell", validator=positive)
     volume_per_atom: tuple[float, float] = param(
         (10.0, 25.0), doc="cell volume divided by the number of atoms, drawn uniformly in [low, high] "
                           "(oxides mostly 10-15, halides and chalcogenides 20-40)",
@@ -170,24 +163,24 @@ class RandomStructuresParams:
     min_distance: float = param(
         1.5, doc="smallest interatomic distance allowed (periodic images included); 1.5 A is below "
                  "nearly every bond between the heavier-than-hydrogen atoms of inorganic crystals "
-                 "and still lets 10 A^3 per atom pack easily", unit="Angstrom", validator=_positive)
+                 "and still lets 10 A^3 per atom pack easily", unit="Angstrom", validator=positive)
     elements: list[str] | None = param(
         None, doc="element pool, drawn with equal weights; null for the default pool weighted by the "
                   "frequency of each element in inorganic crystal structures (O a fifth of the weight)",
         validator=_elements)
     special_position_probability: float = param(
         0.35, doc="chance that a site goes on a special position (one exists and fits the cell)",
-        validator=_probability)
+        validator=probability)
     b_iso: tuple[float, float] = param((0.3, 1.5), doc="isotropic displacement parameter B, drawn uniformly "
                                                       "per site in [low, high]", unit="Angstrom^2",
                                        validator=_range)
     symprec: float = param(
         1e-2, doc="spglib tolerance of the label check; a structure within this distance of a higher "
                   "symmetry is redrawn, so the label holds for any tolerance up to this one",
-        unit="Angstrom", validator=_positive)
+        unit="Angstrom", validator=positive)
     max_attempts: int = param(50, doc=f"attempts per space-group draw before another group is drawn "
                                       f"({_GROUP_DRAWS} draws at most, then an error)",
-                              validator=_positive)
+                              validator=positive)
 
 
 # --------------------------------------------------------------------------- crystal systems
