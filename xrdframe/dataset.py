@@ -296,21 +296,20 @@ class PeakDataset:
             raise XrdframeError(f"{self.root}: no split {split!r}; splits: {', '.join(self.split_names)}")
         return np.flatnonzero(self.labels("split") == self.split_names.index(split))
 
-    def structures(self) -> list[dict[str, str]]:
-        """Rows of every shard's ``structures.csv`` (id, name, source, note), in index order."""
+    def _shard_rows(self, filename: str) -> list[dict[str, str]]:
         rows: list[dict[str, str]] = []
         for shard in self.meta["shards"]:
-            with open(self.root / "shards" / shard["name"] / "structures.csv", newline="", encoding="utf-8") as fh:
+            with open(self.root / "shards" / shard["name"] / filename, newline="", encoding="utf-8") as fh:
                 rows.extend(csv.DictReader(fh))
         return rows
 
+    def structures(self) -> list[dict[str, str]]:
+        """Rows of every shard's ``structures.csv`` (id, name, source, note), in index order."""
+        return self._shard_rows("structures.csv")
+
     def skipped(self) -> list[dict[str, str]]:
         """Rows of every shard's ``skipped.csv`` (source, reason)."""
-        rows: list[dict[str, str]] = []
-        for shard in self.meta["shards"]:
-            with open(self.root / "shards" / shard["name"] / "skipped.csv", newline="", encoding="utf-8") as fh:
-                rows.extend(csv.DictReader(fh))
-        return rows
+        return self._shard_rows("skipped.csv")
 
     def verify(self) -> list[str]:
         """Names of shards whose files are missing or do not match their checksums."""
