@@ -65,7 +65,14 @@ import attrs
 import gemmi
 import numpy as np
 
-from xrdframe.diffraction import PeakList, bragg_two_theta, it92_form_factor, reflection_orbits, simulate_peaks
+from xrdframe.diffraction import (
+    PeakList,
+    bragg_two_theta,
+    it92_form_factor,
+    mott_bethe_form_factor,
+    reflection_orbits,
+    simulate_peaks,
+)
 from xrdframe.structure import Structure, expand_sites, read_structure
 from xrdframe.symmetry import crystal_system
 
@@ -93,14 +100,7 @@ def structure_paths() -> tuple[list[Path], str]:
 def pymatgen_form_factor_function(xrd_module):
     """pymatgen's form-factor fit as a function (element, stol2) -> f, for simulate_peaks(form_factor=)."""
     params = json.loads(Path(xrd_module.__file__).with_name("atomic_scattering_params.json").read_text())
-
-    def form_factor(element: str, stol2: np.ndarray) -> np.ndarray:
-        c = np.array(params[element])
-        s2 = np.asarray(stol2, dtype=np.float64)
-        z = gemmi.Element(element).atomic_number
-        return z - 41.78214 * s2 * np.sum(c[:, 0] * np.exp(-c[:, 1] * s2[..., None]), axis=-1)
-
-    return form_factor
+    return mott_bethe_form_factor(params)
 
 
 def read_like_pymatgen(path: Path, tolerance: float = PYMATGEN_LIKE_MERGE, snap: bool = True) -> Structure:

@@ -24,6 +24,7 @@ from xrdframe.diffraction import (
     WAVELENGTHS,
     bragg_two_theta,
     lorentz_polarization,
+    mott_bethe_form_factor,
     powder_multiplicity,
     reflection_orbits,
     simulate_peaks,
@@ -626,15 +627,7 @@ def pymatgen_form_factor(pymatgen_xrd):
     params_file = Path(pymatgen_xrd[0].__file__).with_name("atomic_scattering_params.json")
     if not params_file.is_file():
         pytest.skip(f"pymatgen's form-factor table is not at {params_file}")
-    params = json.loads(params_file.read_text())
-
-    def form_factor(element: str, stol2: np.ndarray) -> np.ndarray:
-        c = np.array(params[element])
-        s2 = np.asarray(stol2, dtype=np.float64)
-        z = gemmi.Element(element).atomic_number
-        return z - 41.78214 * s2 * np.sum(c[:, 0] * np.exp(-c[:, 1] * s2[..., None]), axis=-1)
-
-    return form_factor
+    return mott_bethe_form_factor(json.loads(params_file.read_text()))
 
 
 def compare_with_pymatgen(ours, pattern, tol: tuple[float, float] = IT92_TOL) -> tuple[float, float]:

@@ -36,7 +36,7 @@ computes one reflection per symmetry orbit, vectorized over reflections and atom
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,6 +51,7 @@ __all__ = [
     "WAVELENGTHS",
     "FormFactor",
     "it92_form_factor",
+    "mott_bethe_form_factor",
     "PeakList",
     "bragg_two_theta",
     "lorentz_polarization",
@@ -201,6 +202,29 @@ def _species(elements: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
     """Distinct elements and, for each atom, the index of its element."""
     species, index = np.unique(np.asarray(elements), return_inverse=True)
     return tuple(str(e) for e in species), index
+
+
+def mott_bethe_form_factor(electron_table: Mapping[str, Sequence[Sequence[float]]]) -> FormFactor:
+    """X-ray form factors from a table of electron-scattering Gaussian fits, by the Mott-Bethe relation.
+
+    ``f_x(s) = Z - 41.78214 s^2 sum_i a_i exp(-b_i s^2)`` with ``s = sin(theta)/lambda`` (Angstrom^-1)
+    and ``electron_table[element] = [[a_1, b_1], [a_2, b_2], ...]``; 41.78214 = 8 pi^2 a_0 in
+    Angstrom. This is the form pymatgen's ``XRDCalculator`` uses with its
+    ``atomic_scattering_params.json`` table (International Tables vol. C, 4.3.1.2).
+
+    >>> f = mott_bethe_form_factor({"Si": [[1.0, 1.0]]})
+    >>> float(f("Si", np.array([0.0]))[0])  # f(0) = Z
+    14.0
+    """
+    table = {element: np.asarray(coefficients, dtype=np.float64) for element, coefficients in electron_table.items()}
+
+    def form_factor(element: str, stol2: np.ndarray) -> np.ndarray:
+        c = table[element]
+        s2 = np.asarray(stol2, dtype=np.float64)
+        z = gemmi.Element(element).atomic_number
+        return z - 41.78214 * s2 * np.sum(c[:, 0] * np.exp(-c[:, 1] * s2[..., None]), axis=-1)
+
+    return form_factor
 
 
 def structure_factors(structure: Structure, hkl: np.ndarray, d: np.ndarray,
