@@ -12,7 +12,7 @@ from conftest import REPO
 import xrdframe
 from xrdframe.augmentation import AugmentationChain
 from xrdframe.dataset import PeakDataset
-from xrdframe.loader import PatternLoader
+from xrdframe.loader import Batch, PatternLoader
 from xrdframe.plugin.manager import Registry
 from xrdframe.run import run_pipeline
 from xrdframe.spec import load_spec_text, validate_spec
@@ -126,3 +126,18 @@ def test_bad_modes_are_refused(dataset: PeakDataset) -> None:
         PatternLoader(dataset, [0], AugmentationChain([]), mode="static")
     with pytest.raises(ValueError, match="mode must be"):
         PatternLoader(dataset, [0], AugmentationChain([]), mode="sometimes")
+
+
+def test_render_workers_give_the_same_batches_in_order(dataset: PeakDataset) -> None:
+    def run(workers: int) -> list[Batch]:
+        loader = PatternLoader(dataset, np.arange(len(dataset)), chain(), batch_size=2, mode="online", seed=9,
+                               views=2, workers=workers)
+        return list(loader.epoch(1))
+
+    inline, threaded = run(0), run(2)
+    assert len(inline) == len(threaded) > 2
+    for a, b in zip(inline, threaded, strict=True):
+        assert torch.equal(a.index, b.index)
+        assert torch.equal(a.profiles, b.profiles)
+    with pytest.raises(ValueError, match="workers"):
+        PatternLoader(dataset, [0], AugmentationChain([]), workers=-1)

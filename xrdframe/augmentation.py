@@ -83,7 +83,7 @@ class PeakBatch:
     :ivar intensity: (B, P) integrated intensities (strongest Bragg peak = 100).
     :ivar mask: (B, P) True where a peak exists.
     :ivar wavelength: Angstrom.
-    :ivar hkl: (B, P, 3) Miller indices (0 for padding and impurity peaks), or None.
+    :ivar hkl: (B, P, 3) Miller indices, int16 (0 for padding and impurity peaks), or None.
     :ivar cell: (B, 6) lattice parameters (Angstrom, degrees), or None.
     :ivar broadening: (B, P) extra Lorentzian FWHM of each peak, degrees (crystallite size, strain), or
         None; the render operator adds it to the instrumental width.
@@ -120,7 +120,7 @@ class PeakBatch:
         width = max(1, max(len(p) for p in peak_lists))
         two_theta = np.zeros((n, width), dtype=np.float32)
         intensity = np.zeros((n, width), dtype=np.float32)
-        hkl = np.zeros((n, width, 3), dtype=np.int64)
+        hkl = np.zeros((n, width, 3), dtype=np.int16)
         mask = np.zeros((n, width), dtype=bool)
         for i, p in enumerate(peak_lists):  # one copy per pattern, not per peak
             k = len(p)

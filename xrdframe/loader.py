@@ -14,13 +14,20 @@ Everything is seeded: the same seed, epoch and batch number give the same
 batch, bit for bit, on the CPU. Randomness never depends on the batch size
 in ``static`` mode (each structure is rendered in fixed chunks of the
 dataset order).
+
+Rendering runs in ``workers`` background threads when asked (the operators'
+kernels release the GIL): batch b is always rendered with its own generator,
+seeded by (seed, epoch, b), so the batches are the same whatever the number
+of workers, and they are yielded in order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +38,7 @@ from xrdframe.augmentation import AugmentationChain, PeakBatch
 from xrdframe.dataset import PeakDataset
 from xrdframe.files import atomic_path
 
-__all__ = ["Batch", "PatternLoader"]
+__all__ = ["Batch", "PatternLoader", "ordered_map"]
 
 _RENDER_CHUNK = 256
 
@@ -40,6 +47,32 @@ def _seed(*parts: Any) -> int:
     """A 63-bit seed from any parts (stable across processes and platforms)."""
     digest = hashlib.sha256(json.dumps(parts, default=str).encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def ordered_map(function: Callable[[Any], Any], items: Iterable[Any], workers: int = 0,
+                prefetch: int = 2) -> Iterator[Any]:
+    """``function(item)`` for each item, in order, computed by ``workers`` background threads (0: inline).
+
+    At most ``workers * prefetch`` results are computed ahead of the consumer, so memory stays bounded.
+
+    >>> list(ordered_map(lambda x: x * x, range(5), workers=2))
+    [0, 1, 4, 9, 16]
+    """
+    if workers <= 0:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xrdframe-render") as pool:
+        pending: deque[Any] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= workers * prefetch:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 @attrs.define
@@ -71,12 +104,14 @@ class PatternLoader:
     :param bucket: in ``online`` mode, group structures with similar numbers of peaks into the same
         batch (within windows of ``bucket`` batches of the shuffled order; 0 = off): peak lists are
         padded to the longest of a batch, so this cuts the padding the operators work on.
+    :param workers: background threads rendering ``online`` batches ahead of the consumer (0: render
+        in the consuming thread). Results do not depend on it.
     """
 
     def __init__(self, dataset: PeakDataset, indices: Any, chain: AugmentationChain, *, batch_size: int = 64,
                  mode: Literal["static", "online"] = "online", views: int = 1, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = False, cache_dir: str | Path | None = None,
-                 device: Any = "cpu", bucket: int = 50) -> None:
+                 device: Any = "cpu", bucket: int = 50, workers: int = 0) -> None:
         if mode not in ("static", "online"):
             raise ValueError(f"mode must be 'static' or 'online', got {mode!r}")
         if views < 1 or (mode == "static" and views != 1):
@@ -92,6 +127,9 @@ class PatternLoader:
                         for name in ("space_group", "crystal_system", "extinction_group")}
         self._static: np.ndarray | None = None
         self.bucket = int(bucket)
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        self.workers = int(workers)
         self._counts = dataset.peak_counts()[self.indices] if mode == "online" and bucket > 0 else None
 
     def __len__(self) -> int:
@@ -147,16 +185,18 @@ class PatternLoader:
                 order[start:start + window] = part[np.argsort(self._counts[part], kind="stable")]
             if self.shuffle:
                 batch_order = np.random.default_rng(_seed("batches", self.seed, epoch)).permutation(len(self))
-        for b in batch_order:
+        def make(b: int) -> Batch:
             rows = order[b * self.batch_size:(b + 1) * self.batch_size]
             index = self.indices[rows]
             if static is not None:
                 profiles = torch.as_tensor(np.asarray(static[np.sort(rows)]), device=self.device)
                 profiles = profiles[torch.as_tensor(np.argsort(np.argsort(rows)), device=self.device)]
             else:
-                generator = torch.Generator().manual_seed(_seed("online", self.seed, epoch, b))
+                generator = torch.Generator().manual_seed(_seed("online", self.seed, epoch, int(b)))
                 peaks = self._peaks(index)
                 views = [self.chain(peaks, generator).intensity for _ in range(self.views)]
                 profiles = views[0] if self.views == 1 else torch.stack(views)
             labels = {k: torch.as_tensor(v[index], device=self.device) for k, v in self._labels.items()}
-            yield Batch(profiles=profiles, index=torch.as_tensor(index, device=self.device), **labels)
+            return Batch(profiles=profiles, index=torch.as_tensor(index, device=self.device), **labels)
+
+        yield from ordered_map(make, batch_order, self.workers if static is None else 0)

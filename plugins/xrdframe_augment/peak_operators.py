@@ -169,15 +169,16 @@ def _draw(law: Distribution, n: int, generator: torch.Generator, device: Any) ->
 
 
 def _normal(shape: tuple[int, ...], generator: torch.Generator, device: Any) -> torch.Tensor:
+    """Standard normal draws, float32 (per-peak noise: float32 resolves 1e-5 degrees at 120 degrees)."""
     import torch
 
-    return torch.randn(shape, generator=generator, dtype=torch.float64).to(device)
+    return torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator, device: Any) -> torch.Tensor:
     import torch
 
-    return torch.rand(shape, generator=generator, dtype=torch.float64).to(device)
+    return torch.rand(shape, generator=generator, dtype=torch.float32).to(device)
 
 
 def _keep(batch: PeakBatch, keep: torch.Tensor) -> PeakBatch:
@@ -204,10 +205,10 @@ def _confine(batch: PeakBatch) -> PeakBatch:
 
 
 def _move(batch: PeakBatch, delta: torch.Tensor, where: torch.Tensor) -> PeakBatch:
-    """Add ``delta`` (degrees, float64) to the positions of the real peaks selected by ``where``."""
+    """Add ``delta`` (degrees) to the positions of the real peaks selected by ``where``."""
     import torch
 
-    moved = (batch.two_theta.double() + delta).to(batch.two_theta.dtype)
+    moved = batch.two_theta + delta.to(batch.two_theta.dtype)
     return _confine(batch.evolve(two_theta=torch.where(batch.mask & where, moved, batch.two_theta)))
 
 
@@ -364,7 +365,8 @@ class IntensityNoise(_PeakOperator):
         apply = _applied(self.params.probability, batch.size, generator, batch.device)
         sd = _draw(self.params.sigma, batch.size, generator, batch.device)
         noise = _normal(tuple(batch.intensity.shape), generator, batch.device)
-        noisy = (batch.intensity.double() * (1.0 + sd[:, None] * noise)).clamp(min=0.0).to(batch.intensity.dtype)
+        sd = sd.to(batch.intensity.dtype)
+        noisy = torch.addcmul(torch.ones((), dtype=noise.dtype), sd[:, None], noise).mul_(batch.intensity).clamp_(min=0.0)
         return batch.evolve(intensity=torch.where(batch.mask & apply[:, None], noisy, batch.intensity))
 
 
@@ -483,7 +485,7 @@ class KAlpha2(_PeakOperator):
             lambda1, lambda2 = p.wavelengths
         apply = _applied(p.probability, batch.size, generator, batch.device)
         ratio = _draw(p.ratio, batch.size, generator, batch.device)
-        sin2 = torch.sin(torch.deg2rad(batch.two_theta.double() / 2.0)) * (lambda2 / lambda1)
+        sin2 = torch.sin(torch.deg2rad(batch.two_theta.double() / 2.0)) * (lambda2 / lambda1)  # exact angles
         mask = batch.mask & apply[:, None] & (sin2 < 1.0)
         two_theta2 = 2.0 * torch.rad2deg(torch.asin(sin2.clamp(max=1.0)))
         return _append(batch, two_theta2, ratio[:, None] * batch.intensity.double(), mask,
@@ -587,15 +589,17 @@ class PreferredOrientation(_PeakOperator):
         table = torch.tensor(_LOW_INDEX_DIRECTIONS if p.directions is None else p.directions, dtype=torch.float64)
         choice = torch.randint(len(table), (n,), generator=generator)
         direction = table[choice].to(device)
-        g = reciprocal_metric(batch.cell.to(device))
-        hkl = batch.hkl.to(torch.float64)
-        hp = torch.einsum("npi,nij,nj->np", hkl, g, direction)
-        hh = torch.einsum("npi,nij,npj->np", hkl, g, hkl)
-        pp = torch.einsum("ni,nij,nj->n", direction, g, direction)
+        g = reciprocal_metric(batch.cell.to(device))  # (n, 3, 3), float64
+        gp = torch.einsum("nij,nj->ni", g, direction)  # G* p
+        pp = (direction * gp).sum(dim=1)
+        # per peak, in float32 (the hot part): h G* p and h G* h as batched matrix products
+        hkl = batch.hkl.to(torch.float32)
+        hp = torch.bmm(hkl, gp.to(torch.float32)[:, :, None]).squeeze(2)
+        hh = (torch.bmm(hkl, g.to(torch.float32)) * hkl).sum(dim=2)
         real = batch.mask & (hh > 0) & apply[:, None]
-        cos_alpha = (hp / torch.sqrt(torch.where(real, hh, 1.0) * pp[:, None])).clamp(-1.0, 1.0)
-        factor = torch.where(real, march_dollase(cos_alpha, r[:, None]), 1.0)
-        return batch.evolve(intensity=(batch.intensity.double() * factor).to(batch.intensity.dtype))
+        cos_alpha = (hp / torch.sqrt(torch.where(real, hh, 1.0) * pp.to(torch.float32)[:, None])).clamp_(-1.0, 1.0)
+        factor = torch.where(real, march_dollase(cos_alpha, r.to(torch.float32)[:, None]), 1.0)
+        return batch.evolve(intensity=batch.intensity * factor.to(batch.intensity.dtype))
 
 
 # --------------------------------------------------------------------------- sample_displacement
@@ -631,8 +635,8 @@ class SampleDisplacement(_PeakOperator):
 
         apply = _applied(self.params.probability, batch.size, generator, batch.device)
         s = _draw(self.params.displacement, batch.size, generator, batch.device)
-        cos_theta = torch.cos(torch.deg2rad(batch.two_theta.double() / 2.0))
-        delta = torch.rad2deg(-2.0 * s[:, None] * cos_theta / self.params.radius)
+        cos_theta = torch.cos(torch.deg2rad(batch.two_theta / 2.0))
+        delta = cos_theta.mul_((-2.0 * 180.0 / math.pi / self.params.radius) * s.to(cos_theta.dtype)[:, None])
         return _move(batch, delta, apply[:, None])
 
 
@@ -667,11 +671,11 @@ class CrystalliteSize(_PeakOperator):
 
         apply = _applied(self.params.probability, batch.size, generator, batch.device)
         size = _draw(self.params.size, batch.size, generator, batch.device)
-        cos_theta = torch.cos(torch.deg2rad(batch.two_theta.double() / 2.0)).clamp(min=1e-6)
-        beta = torch.rad2deg(self.params.k * batch.wavelength / (size[:, None] * cos_theta))
-        base = batch.broadening if batch.broadening is not None else torch.zeros_like(batch.two_theta)
-        added = torch.where(batch.mask & apply[:, None], beta, 0.0)
-        return batch.evolve(broadening=(base.double() + added).to(base.dtype))
+        cos_theta = torch.cos(torch.deg2rad(batch.two_theta / 2.0)).clamp_(min=1e-6)
+        scale = (180.0 / math.pi * self.params.k * batch.wavelength / size).to(cos_theta.dtype)
+        beta = torch.div(torch.where(apply, scale, 0.0)[:, None], cos_theta)
+        beta.masked_fill_(~batch.mask, 0.0)
+        return batch.evolve(broadening=beta if batch.broadening is None else beta.add_(batch.broadening))
 
 
 COMPONENTS: list[Component] = [

@@ -365,13 +365,11 @@ class PseudoVoigt:
         fwhm = caglioti_fwhm(batch.two_theta, col["U"], col["V"], col["W"], p.min_fwhm)
         eta = col["eta"].expand_as(fwhm)
         if batch.broadening is not None:
-            gauss, lorentz = tch_split(draws["eta"].double())
-            # only the real, broadened peaks (most of a padded batch is padding)
-            rows, cols = torch.nonzero(batch.mask & (batch.broadening > 0), as_tuple=True)
-            h = fwhm[rows, cols].double()
-            h, e = tch_combine(gauss[rows] * h, lorentz[rows] * h + batch.broadening[rows, cols].double())
-            fwhm = fwhm.index_put((rows, cols), h.to(torch.float32))
-            eta = eta.expand_as(fwhm).contiguous().index_put((rows, cols), e.to(torch.float32))
+            gauss, lorentz = (x.to(torch.float32)[:, None] for x in tch_split(draws["eta"].double()))
+            # Voigt of the instrument's Gaussian and Lorentzian parts plus the sample's Lorentzian broadening,
+            # as a pseudo-Voigt (float32: 1e-7 relative); padding and unbroadened peaks come out unchanged
+            h = fwhm.to(torch.float32)
+            fwhm, eta = tch_combine(gauss * h, torch.addcmul(batch.broadening.to(torch.float32), lorentz, h))
         return fwhm, eta
 
     def __call__(self, batch: PeakBatch, grid: TwoThetaGrid, generator: torch.Generator) -> ProfileBatch:
@@ -564,7 +562,7 @@ class BackgroundNoise:
             order = torch.arange(p.background_order + 1, dtype=torch.float32, device=device)
             basis = torch.cos(order[:, None] * torch.acos(x)[None, :])  # T_k(x) = cos(k arccos x)
             extra = coef.to(device) @ basis
-            low, high = torch.aminmax(extra, dim=1, keepdim=True)
+            low, high = extra.amin(dim=1, keepdim=True), extra.amax(dim=1, keepdim=True)  # (aminmax: 20x slower)
             gain = background * top / (high - low).clamp(min=1e-12)
             torch.addcmul(-low * gain, extra, gain, out=extra)  # from 0 to background * M
         if not _is_zero(p.decay):
