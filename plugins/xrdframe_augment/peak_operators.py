@@ -366,7 +366,8 @@ class IntensityNoise(_PeakOperator):
         sd = _draw(self.params.sigma, batch.size, generator, batch.device)
         noise = _normal(tuple(batch.intensity.shape), generator, batch.device)
         sd = sd.to(batch.intensity.dtype)
-        noisy = torch.addcmul(torch.ones((), dtype=noise.dtype), sd[:, None], noise).mul_(batch.intensity).clamp_(min=0.0)
+        noisy = torch.addcmul(torch.ones((), dtype=noise.dtype), sd[:, None], noise)
+        noisy.mul_(batch.intensity).clamp_(min=0.0)
         return batch.evolve(intensity=torch.where(batch.mask & apply[:, None], noisy, batch.intensity))
 
 
