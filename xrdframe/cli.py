@@ -11,6 +11,7 @@ import argparse
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -76,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--two-theta-max", type=_positive_float, default=120.0, help="degrees (default 120)")
     p.add_argument("--two-theta-min", type=float, default=0.0, help="degrees (default 0)")
     p.set_defaults(handler=_cmd_peaks)
+
+    p = sub.add_parser("index", help="index one measured pattern or peak list: ranked cells and symmetry")
+    p.add_argument("file", help="a measured profile (.xy, .xye, .csv, .xrdml, .gsa/.fxye, powder CIF) or a peak "
+                                "list (CSV whose header starts 'two_theta', optional 'intensity')")
+    p.add_argument("--wavelength", type=_positive_float, default=None,
+                   help="Angstrom; needed when neither the file nor an index.csv beside it gives it")
+    p.add_argument("--indexer", default="ntreor", help="indexer component (default ntreor)")
+    p.add_argument("--top", type=int, default=5, help="candidates shown in the table (default 5; --json: all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_index)
     return parser
 
 
@@ -247,6 +258,67 @@ def _cmd_peaks(args: argparse.Namespace) -> int:
     for tt, d, hkl, m, i in zip(peaks.two_theta, peaks.d, peaks.hkl, peaks.multiplicity, peaks.intensity,
                                 strict=True):
         writer.writerow([f"{tt:.4f}", f"{d:.5f}", *(int(x) for x in hkl), int(m), f"{i:.3f}"])
+    return EXIT_OK
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf or NaN: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from xrdframe.api import create
+    from xrdframe.pattern import PatternError, is_peak_list, read_pattern, read_peak_list
+
+    try:
+        data = (read_peak_list if is_peak_list(args.file) else read_pattern)(args.file, args.wavelength)
+    except (PatternError, OSError) as exc:
+        print(f"xrdframe: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if data.wavelength is None:
+        print(f"xrdframe: error: {args.file}: the wavelength is not in the file nor in an index.csv beside it; "
+              "give --wavelength (Angstrom)", file=sys.stderr)
+        return EXIT_INVALID
+    indexer = create("indexer", args.indexer)
+    prediction = indexer.predict(data)
+    candidates = [c.to_dict() for c in prediction.candidates]
+    if args.json:
+        out = {"file": str(args.file), "indexer": args.indexer, "wavelength": data.wavelength,
+               "crystal_system": prediction.crystal_system, "extinction_group": prediction.extinction_group,
+               "space_group": prediction.space_group, "reason": prediction.reason,
+               "seconds": round(prediction.seconds, 3), "candidates": candidates}
+        print(json.dumps(_finite(out), indent=2))
+        return EXIT_OK
+    print(f"{args.file}: {len(data)} {'peaks' if hasattr(data, 'sigma') else 'points'}, wavelength "
+          f"{data.wavelength} A, indexer {args.indexer}, {prediction.seconds:.2f} s")
+    if prediction.crystal_system is not None:
+        labels = [f"crystal system {prediction.crystal_system}"]
+        if prediction.extinction_group is not None:
+            labels.append(f"extinction group {prediction.extinction_group}")
+        if prediction.space_group is not None:
+            labels.append(f"space group {prediction.space_group}")
+        print("prediction: " + ", ".join(labels))
+    if not candidates:
+        print(f"no candidates: {prediction.reason or 'nothing indexed'}")
+        return EXIT_OK
+    header = (f"{'#':>2} {'system':<12} {'lattice':<7} {'a':>8} {'b':>8} {'c':>8} {'alpha':>7} {'beta':>7} "
+              f"{'gamma':>7} {'volume':>9} {'M20':>7} {'F_N':>7} {'lines':>7}  extinction group")
+    print(header)
+    for rank, c in enumerate(candidates[:max(args.top, 1)], 1):
+        m20 = "inf" if c["m20"] is None or not math.isfinite(c["m20"]) else f"{c['m20']:.1f}"
+        f_n = "inf" if c["f_n"] is None or not math.isfinite(c["f_n"]) else f"{c['f_n']:.1f}"
+        group = "" if c["extinction_symbol"] is None else f"{c['extinction_group']}: {c['extinction_symbol']}"
+        print(f"{rank:>2} {c['crystal_system']:<12} {c['bravais_lattice']:<7} {c['a']:>8.4f} {c['b']:>8.4f} "
+              f"{c['c']:>8.4f} {c['alpha']:>7.2f} {c['beta']:>7.2f} {c['gamma']:>7.2f} {c['volume']:>9.2f} "
+              f"{m20:>7} {f_n:>7} {c['lines_indexed']:>3}/{c['lines_total']:<3}  {group}")
+    if len(candidates) > args.top:
+        print(f"({len(candidates) - args.top} more: --top N or --json)")
     return EXIT_OK
 
 
