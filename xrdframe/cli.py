@@ -175,9 +175,30 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _param_rows(params_class: type, prefix: str = "") -> list[dict[str, Any]]:
+    """One row per parameter; the fields of nested parameter classes follow with dotted names."""
+    from xrdframe.component import ComponentRef
+    from xrdframe.spec.validation import describe_type, resolved_fields, unstructure
+
+    rows: list[dict[str, Any]] = []
+    for field in resolved_fields(params_class):
+        if field.default is attrs.NOTHING:
+            default: Any = None
+            required = True
+        else:
+            required = False
+            default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
+        nested = isinstance(field.type, type) and attrs.has(field.type) and not issubclass(field.type, ComponentRef)
+        rows.append({"name": prefix + field.name, "type": describe_type(field.type), "required": required,
+                     "default": None if nested else unstructure(default), "unit": field.metadata.get("unit"),
+                     "doc": field.metadata.get("doc", "")})
+        if nested:
+            rows.extend(_param_rows(field.type, f"{prefix}{field.name}."))
+    return rows
+
+
 def _cmd_describe(args: argparse.Namespace) -> int:
     from xrdframe.plugin.manager import get_registry
-    from xrdframe.spec.validation import describe_type, resolved_fields, unstructure
 
     registry = get_registry()
     if args.kind not in KINDS:
@@ -190,17 +211,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         print(f"xrdframe: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     comp = registered.component
-    params = []
-    for field in resolved_fields(comp.params):
-        if field.default is attrs.NOTHING:
-            default: Any = None
-            required = True
-        else:
-            required = False
-            default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
-        params.append({"name": field.name, "type": describe_type(field.type), "required": required,
-                       "default": unstructure(default), "unit": field.metadata.get("unit"),
-                       "doc": field.metadata.get("doc", "")})
+    params = _param_rows(comp.params)
     doc = inspect.cleandoc(comp.factory.__doc__ or "")
     info = {"kind": args.kind, "name": comp.name, "summary": comp.summary, "plugin": registered.plugin.name,
             "distribution": registered.plugin.distribution, "version": registered.plugin.version,
@@ -218,6 +229,8 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         print("  parameters:")
         for p in params:
             default_text = "required" if p["required"] else f"default {json.dumps(p['default'], default=str)}"
+            if p["default"] is None and not p["required"] and "." not in p["type"] and p["type"][0].isupper():
+                default_text = "fields below"
             unit = f" [{p['unit']}]" if p["unit"] else ""
             print(f"    {p['name']}: {p['type']}, {default_text}{unit}")
             if p["doc"]:

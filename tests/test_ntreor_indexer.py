@@ -1,0 +1,114 @@
+"""The ``ntreor`` indexer component and ``xrdframe index``: peak lists and profiles in, ranked candidates out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+import xrdframe
+from xrdframe.cli import main
+from xrdframe.indexing import Indexer, Prediction
+from xrdframe.lattice import same_lattice
+from xrdframe.pattern import ObservedPeaks
+
+STRUCTURES = REPO / "examples" / "structures"
+
+
+def peak_list(name: str, wavelength: float = 1.5406, noise: float = 0.0, lines: int = 30) -> ObservedPeaks:
+    """The first ``lines`` lines (intensity >= 1 % of the strongest) of an example structure, lines closer than
+    0.02 degrees merged (as a diffractometer would see them)."""
+    peaks = xrdframe.simulate_peaks(xrdframe.read_structure(STRUCTURES / f"{name}.cif"), wavelength, (5.0, 120.0))
+    keep = peaks.intensity >= 1.0
+    two_theta, intensity = peaks.two_theta[keep], peaks.intensity[keep]
+    group = np.concatenate([[0], np.cumsum(np.diff(two_theta) > 0.02)])
+    merged = np.bincount(group, intensity * two_theta) / np.bincount(group, intensity)
+    if noise:
+        merged = merged + np.random.default_rng(0).normal(0.0, noise, merged.shape)
+    return ObservedPeaks(merged[:lines], np.bincount(group, intensity)[:lines], wavelength)
+
+
+def write_csv(path: Path, peaks: ObservedPeaks) -> Path:
+    rows = "\n".join(f"{t:.4f},{i:.2f}" for t, i in zip(peaks.two_theta, peaks.intensity, strict=True))
+    path.write_text("two_theta,intensity\n" + rows + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ntreor() -> Indexer:
+    return xrdframe.create("indexer", "ntreor")
+
+
+def test_ntreor_is_an_indexer(ntreor: Indexer) -> None:
+    assert isinstance(ntreor, Indexer)
+
+
+@pytest.mark.parametrize(("name", "lattice", "space_group", "cell"), [
+    ("NaCl", "cF", 225, (5.6402, 5.6402, 5.6402, 90, 90, 90)),
+    ("Si", "cF", 227, (5.43094, 5.43094, 5.43094, 90, 90, 90)),
+    ("Al2O3_corundum", "hR", 167, (4.7589, 4.7589, 12.991, 90, 90, 120)),
+])
+def test_known_cells_index_to_themselves(ntreor: Indexer, name: str, lattice: str, space_group: int,
+                                         cell: tuple[float, ...]) -> None:
+    prediction = ntreor.predict(peak_list(name, noise=0.005))
+    best = prediction.candidates[0]
+    assert best.bravais_lattice == lattice
+    assert same_lattice(best.cell, lattice[1] if lattice[1] in "FIC" else ("R" if lattice == "hR" else "P"),
+                        cell, "F" if lattice == "cF" else ("R" if lattice == "hR" else "P"))
+    assert space_group in best.space_groups
+    assert prediction.space_group == space_group  # the most symmetric group of the extinction group
+    assert prediction.crystal_system == xrdframe.symmetry_labels(space_group).crystal_system
+    assert best.lines_indexed == best.lines_total
+    assert best.m20 > 20
+
+
+@pytest.mark.parametrize("bad", [
+    [20.0, 30.0, 40.0],  # three lines
+    [20.0, float("nan"), 30.0, 35.0, 40.0, 45.0, 50.0],
+    [-5.0, 20.0, 30.0, 35.0, 40.0, 45.0, 50.0],
+])
+def test_garbage_gives_an_empty_answer_with_a_reason(ntreor: Indexer, bad: list[float]) -> None:
+    prediction = ntreor.predict(ObservedPeaks(bad, None, 1.5406))
+    assert prediction.candidates == ()
+    assert prediction.crystal_system is None
+    assert prediction.reason
+
+
+def test_no_wavelength_is_a_reason_not_a_crash(ntreor: Indexer) -> None:
+    prediction = ntreor.predict(ObservedPeaks(peak_list("Si").two_theta, None, None))
+    assert prediction == Prediction.empty(prediction.reason or "", prediction.seconds)
+    assert "wavelength" in (prediction.reason or "")
+
+
+def test_index_json_on_a_peak_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_csv(tmp_path / "si.csv", peak_list("Si", noise=0.005))
+    assert main(["index", str(path), "--wavelength", "1.5406", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    best = out["candidates"][0]
+    assert {"crystal_system", "bravais_lattice", "a", "b", "c", "alpha", "beta", "gamma", "volume", "m20"} <= set(best)
+    assert best["crystal_system"] == "cubic" and best["bravais_lattice"] == "cF"
+    assert best["a"] == pytest.approx(5.43094, rel=2e-3)
+    assert out["space_group"] == 227
+
+
+def test_index_table_and_empty_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_csv(tmp_path / "nacl.csv", peak_list("NaCl", noise=0.005))
+    assert main(["index", str(path), "--wavelength", "1.5406"]) == 0
+    out = capsys.readouterr().out
+    assert "cF" in out and "M20" in out and "5.64" in out
+    three = tmp_path / "three.csv"
+    three.write_text("two_theta\n20.0\n30.0\n40.0\n")
+    assert main(["index", str(three), "--wavelength", "1.5406", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["candidates"] == [] and out["reason"]
+
+
+def test_index_needs_a_wavelength_and_a_readable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_csv(tmp_path / "si.csv", peak_list("Si"))
+    assert main(["index", str(path)]) == 2
+    assert "--wavelength" in capsys.readouterr().err
+    assert main(["index", str(tmp_path / "missing.xy"), "--wavelength", "1.5406"]) == 2
+    assert "missing.xy" in capsys.readouterr().err
