@@ -18,18 +18,25 @@ from xrdframe.api import create
 from xrdframe.component import Component, ComponentRef, param
 from xrdframe.diffraction import PeakList, simulate_peaks
 from xrdframe.errors import SpecError, XrdframeError
+from xrdframe.indexing import CellCandidate, Prediction
+from xrdframe.pattern import ObservedPeaks, Pattern, read_pattern
 from xrdframe.structure import Structure, read_structure
 from xrdframe.symmetry import symmetry_labels
 
 __all__ = [
     "__version__",
     "create",
+    "read_pattern",
     "read_structure",
     "simulate_peaks",
     "symmetry_labels",
+    "CellCandidate",
     "Component",
     "ComponentRef",
+    "ObservedPeaks",
+    "Pattern",
     "PeakList",
+    "Prediction",
     "SpecError",
     "Structure",
     "XrdframeError",
