@@ -94,7 +94,10 @@ class XrdframeSpec:
 
         An indexer predicts crystal system, extinction group, space group
         and/or unit cell from a pattern or a peak list (classical indexing,
-        decision trees, neural networks). Its factory returns the indexer.
+        decision trees, neural networks). Its factory returns the indexer, an
+        :class:`xrdframe.indexing.Indexer`: ``predict(data) -> Prediction`` for a
+        :class:`~xrdframe.pattern.Pattern` or :class:`~xrdframe.pattern.ObservedPeaks`,
+        never raising for a pattern it cannot handle.
 
         :returns: an iterable of :class:`~xrdframe.component.Component`.
 
