@@ -1,0 +1,587 @@
+"""Trial-and-error indexing in index space (the TREOR family, Werner, Eriksson & Westdahl (1985),
+J. Appl. Cryst. 18, 367; N-TREOR09, Altomare et al. (2009), J. Appl. Cryst. 42, 768).
+
+On Q = 1/d^2 of the first ``max_lines`` observed lines, for each crystal system in the classical order (cubic,
+tetragonal, hexagonal/trigonal, orthorhombic, monoclinic, triclinic):
+
+1. *trial cells*: small sets of basis lines get every trial hkl of their role (per-system index limits) and the
+   small linear system terms(hkl) x = Q is solved for the free Q coefficients x, in batches (one precomputed
+   inverse per hkl assignment, one matrix product per batch of line sets); non-physical metrics and cells above
+   ``max_volume`` are dropped. Basis schemes: cubic one line; tetragonal and hexagonal any two of the first six
+   lines, or an hk0 line and a later hkl line; orthorhombic three axial lines (n00, 0n0, 00n) or any three of
+   the first six; monoclinic three axial lines and an h0l line (or 0k0 replaced by an hkl line); triclinic three
+   axial lines among the first six and three lines 110, 101, 01+-1 among the first fifteen;
+2. *screening*: each trial cell's Q table (a fixed hkl table per system) is compared with the first
+   ``n_screen`` observed lines, all trial cells at once; those indexing nearly all of them are kept, the most
+   compact first;
+3. *refinement* (:mod:`.refine`): index all lines, least squares with a zero shift, re-index, halve axes while
+   every line stays indexed, detect the lattice centring, flag dominant zones, score with M20 and F_N; a cell
+   leaving lines unindexed is tried doubled along its axes; a monoclinic or triclinic cell whose lattice has
+   higher metric symmetry (:mod:`.metric_symmetry`) is refined again in that system;
+4. the groups (cubic), (tetragonal, hexagonal), (orthorhombic), (monoclinic), (triclinic) are searched in turn,
+   each with the tolerances widened by ``widen`` until it gives an acceptable solution (M20 >= ``m20_threshold``
+   / sqrt(widening), at most ``max_unindexed`` unindexed lines, no dominant zone); a solution with a zero shift
+   over half the tolerance is searched once more from the corrected lines (as is the best partial one of a
+   failed high-symmetry group); the descent stops at the first group with an acceptable solution.
+
+Equivalent solutions (same Niggli-reduced primitive cell) collapse into the best-ranked one; ranking is by
+M20 / (1 + unindexed lines) (GSAS-II counts those among the first 20), then smallest volume.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+
+import attrs
+import gemmi
+import numpy as np
+
+from xrdframe.lattice import cell_from_q_coefficients, q_coefficients, q_to_two_theta, two_theta_to_q
+
+from .merit import f_n, m20
+from .metric_symmetry import higher_metric_cells
+from .refine import Indexing, detect_centring, halve_axes, halving_options, is_zone, q_gradient, refine_indexing
+from .systems import SYSTEMS, MetricSystem
+
+__all__ = ["SearchParams", "Solution", "SearchResult", "search", "validate_lines", "niggli_cell"]
+
+Cell = tuple[float, float, float, float, float, float]
+
+
+def _systems(value: Sequence[str]) -> tuple[str, ...]:
+    names = tuple("hexagonal" if s == "trigonal" else s for s in value)
+    unknown = [s for s in names if s not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"unknown crystal system(s) {unknown}; expected some of {SYSTEMS}")
+    return tuple(s for s in SYSTEMS if s in names)
+
+
+@attrs.frozen
+class SearchParams:
+    """Settings of :func:`search`.
+
+    :ivar max_lines: observed lines used (the first ones), 20-30 is usual.
+    :ivar min_lines: fewer valid lines than this: no search.
+    :ivar tolerance: indexing tolerance of a refined cell, degrees 2theta.
+    :ivar screen_tolerance: tolerance when screening unrefined trial cells, degrees 2theta.
+    :ivar widen: factors applied to both tolerances in successive attempts, per crystal-system group, when
+        nothing acceptable is found (the M20 threshold is divided by the square root of the factor).
+    :ivar max_volume: largest cell volume tried per crystal system, Angstrom^3 (of the cell as searched, before
+        centring is detected: an F cell is four primitive cells).
+    :ivar min_volume: smallest cell volume tried, Angstrom^3.
+    :ivar max_unindexed: unindexed lines (of ``max_lines``; proportionally fewer for fewer lines) an acceptable
+        solution may leave.
+    :ivar m20_threshold: an acceptable solution with M20 at least this stops the descent to lower symmetry.
+    :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together.
+    :ivar systems: crystal systems to try ('trigonal' means 'hexagonal': one metric).
+    :ivar basis_lines: lines from which basis sets are drawn (the first ones).
+    :ivar n_screen: first lines every trial cell is screened against.
+    :ivar n_refine: trial cells refined per basis scheme.
+    :ivar index_limit: largest |h|, |k|, |l| of trial basis reflections of the TREOR-style basis sets (cubic to
+        orthorhombic; the axial schemes use n00, 0n0, 00n with n <= 3 (orthorhombic) or 2 (monoclinic), the
+        monoclinic beta line h0l with |h|, l <= 2 and the triclinic angle lines 110, 101, 01+-1).
+    :ivar screen_index_limit: largest |h|, |k|, |l| of the screening Q tables, per system.
+    :ivar zero_shift: refine a zero shift (degrees) with the cell.
+    :ivar max_obliquity: lattice two-fold axes within this angle (degrees) promote a monoclinic or triclinic
+        solution to the higher crystal system (:mod:`.metric_symmetry`).
+    :ivar max_solutions: candidates returned.
+    """
+
+    max_lines: int = 25
+    min_lines: int = 6
+    tolerance: float = 0.03
+    screen_tolerance: float = 0.06
+    widen: tuple[float, ...] = (1.0, 2.0, 3.0)
+    max_volume: dict[str, float] = attrs.field(factory=lambda: {
+        "cubic": 30000.0, "tetragonal": 8000.0, "hexagonal": 8000.0, "orthorhombic": 6000.0, "monoclinic": 4000.0,
+        "triclinic": 2500.0})
+    min_volume: float = 10.0
+    max_unindexed: int = 2
+    m20_threshold: float = 20.0
+    time_budget: float = 60.0
+    systems: tuple[str, ...] = attrs.field(default=SYSTEMS, converter=_systems)
+    basis_lines: int = 7
+    n_screen: int = 12
+    n_refine: int = 30
+    index_limit: dict[str, int] = attrs.field(factory=lambda: {
+        "cubic": 8, "tetragonal": 3, "hexagonal": 4, "orthorhombic": 2})
+    screen_index_limit: dict[str, int] = attrs.field(factory=lambda: {
+        "cubic": 10, "tetragonal": 8, "hexagonal": 8, "orthorhombic": 6, "monoclinic": 5, "triclinic": 4})
+    zero_shift: bool = True
+    max_obliquity: float = 0.1
+    max_solutions: int = 10
+
+
+@attrs.frozen(eq=False)
+class Solution:
+    """One indexing solution, in the cell as found (a colleague's module reduces it to the conventional cell).
+
+    :ivar crystal_system: metric symmetry searched: cubic, tetragonal, hexagonal (P lattice), trigonal
+        (R centring found), orthorhombic, monoclinic or triclinic.
+    :ivar centring: lattice centring detected from the indexed reflections: P, I, F, C, A, B or R (obverse).
+    :ivar q_coefficients: (A, B, C, D, E, F) of Q(hkl), Angstrom^-2.
+    :ivar cell: (a, b, c, alpha, beta, gamma), Angstrom and degrees.
+    :ivar volume: Angstrom^3.
+    :ivar zero_shift: degrees 2theta (observed = true + zero_shift).
+    :ivar hkl: Miller indices per observed line, shape (lines_total, 3); zeros for unindexed lines.
+    :ivar lines_indexed: lines indexed within tolerance.
+    :ivar lines_total: lines searched.
+    :ivar m20: de Wolff's M_N over the first n_lines indexed lines.
+    :ivar f_n: Smith-Snyder F_N over the same lines.
+    :ivar n_lines: N of M_N and F_N (20, or fewer when fewer lines are indexed).
+    :ivar zone: the indexed reflections lie in one reciprocal plane (dominant zone: third axis undetermined).
+    :ivar rank_score: M20 / (1 + unindexed lines), the ranking key (a tenth of it for a dominant zone).
+    :ivar tolerance: indexing tolerance used, degrees 2theta (``SearchParams.tolerance`` times the widening).
+    """
+
+    crystal_system: str
+    centring: str
+    q_coefficients: tuple[float, ...]
+    cell: Cell
+    volume: float
+    zero_shift: float
+    hkl: np.ndarray = attrs.field(repr=False)
+    lines_indexed: int
+    lines_total: int
+    m20: float
+    f_n: float
+    n_lines: int
+    zone: bool = False
+    rank_score: float = 0.0
+    tolerance: float = 0.0
+
+
+@attrs.frozen(eq=False)
+class SearchResult:
+    """What :func:`search` returns: ranked solutions (best first), why there are none, and the time taken.
+
+    :ivar solutions: best first.
+    :ivar reason: why the list is empty (or a remark), else None.
+    :ivar seconds: wall time.
+    """
+
+    solutions: tuple[Solution, ...] = attrs.field(converter=tuple)
+    reason: str | None
+    seconds: float
+
+
+def validate_lines(two_theta: object, wavelength: object, min_lines: int = 6) -> str | None:
+    """Why the lines cannot be searched (None when they can)."""
+    try:
+        wl = float(wavelength)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"wavelength {wavelength!r} is not a number"
+    if not (math.isfinite(wl) and wl > 0):
+        return f"wavelength must be a positive number of Angstrom, got {wavelength!r}"
+    try:
+        tt = np.asarray(two_theta, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return "2theta values are not numbers"
+    if tt.size < min_lines:
+        return f"only {tt.size} lines; at least {min_lines} are needed"
+    if not np.all(np.isfinite(tt)):
+        return "2theta contains NaN or infinite values"
+    if np.any(tt <= 0) or np.any(tt >= 180):
+        return "2theta values must lie strictly between 0 and 180 degrees"
+    if np.any(np.diff(tt) <= 0):
+        return "2theta values must be strictly increasing"
+    return None
+
+
+def niggli_cell(cell: Sequence[float], centring: str = "P") -> np.ndarray:
+    """Niggli-reduced primitive cell (a, b, c, alpha, beta, gamma) of a (possibly centred) cell (gemmi)."""
+    g = gemmi.GruberVector(gemmi.UnitCell(*cell), centring)
+    g.niggli_reduce()
+    return np.array(g.cell_parameters())
+
+
+# ----------------------------------------------------------------------------------------------------- trials
+
+def _axis(n_values: Sequence[int], axis: int) -> np.ndarray:
+    out = np.zeros((len(n_values), 3), dtype=np.int64)
+    out[:, axis] = n_values
+    return out
+
+
+@attrs.frozen
+class _Scheme:
+    """Basis roles: role r takes a line from ``pools[r]`` (line indices) and an hkl from ``roles[r]``;
+    ``same`` lists role pairs (r, s) that are interchangeable (the line of r must precede that of s)."""
+
+    name: str
+    roles: tuple[np.ndarray, ...]
+    pools: tuple[int, ...]
+    same: tuple[tuple[int, int], ...] = ()
+    symmetric: bool = False
+
+
+def _schemes(system: MetricSystem, params: SearchParams, n_lines: int) -> list[_Scheme]:
+    k = min(params.basis_lines, n_lines)
+    limit = params.index_limit.get(system.name, 2)
+    if system.name == "cubic":
+        table, _ = system.index_table(limit)
+        return [_Scheme("treor", (table,), (3,), symmetric=True)]
+    if system.name in ("tetragonal", "hexagonal"):
+        table, _ = system.index_table(limit)
+        treor = _Scheme("treor", (table,) * 2, (min(6, k),) * 2, symmetric=True)
+        hk0 = table[(table[:, 2] == 0) & (np.abs(table).max(axis=1) <= 4)]
+        full, _ = system.index_table(4)
+        hkl = full[(full[:, 2] > 0) & (np.abs(full[:, :2]).max(axis=1) <= 2)]
+        # a from an hk0 line among the first, c from any later line with l > 0 (long a, short c)
+        return [treor, _Scheme("hk0+hkl", (hk0, hkl), (min(6, k), min(n_lines, 15)))]
+    if system.name == "orthorhombic":
+        n = [1, 2, 3]
+        axes = _Scheme("axes", (_axis(n, 0), _axis(n, 1), _axis(n, 2)), (k + 1,) * 3, ((0, 1), (1, 2)))
+        table, _ = system.index_table(limit)
+        return [axes, _Scheme("treor", (table,) * 3, (min(6, k),) * 3, symmetric=True)]
+    if system.name == "monoclinic":
+        n = [1, 2]
+        h0l = np.array([[h, 0, el] for h in (-2, -1, 1, 2) for el in (1, 2)])
+        hkl_b = np.array([[h, 1, el] for h in (-1, 0, 1) for el in (0, 1) if (h, el) != (-1, 0)])
+        far, near = min(n_lines, 15), min(n_lines, 10)
+        axes = _Scheme("axes", (_axis(n, 0), _axis(n, 1), _axis(n, 2), h0l), (k, far, k, far), ((0, 2),))
+        wide = _Scheme("wide axes", (_axis(n, 0), _axis(n, 1), _axis(n, 2), h0l), (near, far, near, far), ((0, 2),))
+        mixed = _Scheme("axes+hkl", (_axis(n, 0), hkl_b, _axis(n, 2), h0l), (k, far, k, far), ((0, 2),))
+        return [axes, mixed, wide]
+    far = min(n_lines, 15)
+    one = _axis([1], 0), _axis([1], 1), _axis([1], 2)
+    d, e = np.array([[1, 1, 0]]), np.array([[1, 0, 1]])
+    f = np.array([[0, 1, 1], [0, 1, -1]])
+    return [_Scheme("axes", (*one, d, e, f), (6, 6, 6, far, far, far), ((0, 1), (1, 2)))]
+
+
+def _line_tuples(scheme: _Scheme, p: int) -> np.ndarray:
+    if scheme.symmetric:
+        return np.array(list(itertools.combinations(range(scheme.pools[0]), p)), dtype=np.int64).reshape(-1, p)
+    grids = np.meshgrid(*[np.arange(n) for n in scheme.pools], indexing="ij")
+    tuples = np.stack([g.ravel() for g in grids], axis=1)
+    distinct = np.ones(len(tuples), dtype=bool)
+    for r, s in itertools.combinations(range(p), 2):
+        distinct &= tuples[:, r] != tuples[:, s]
+    for r, s in scheme.same:
+        distinct &= tuples[:, r] < tuples[:, s]
+    return tuples[distinct]
+
+
+def _assignments(system: MetricSystem, scheme: _Scheme) -> np.ndarray:
+    """Inverses of the design matrices of every hkl assignment of the roles, shape (a, p, p)."""
+    grids = np.meshgrid(*[np.arange(len(r)) for r in scheme.roles], indexing="ij")
+    choice = np.stack([g.ravel() for g in grids], axis=1)  # (a, p)
+    design = np.stack([system.terms(role[choice[:, r]]) for r, role in enumerate(scheme.roles)], axis=1)  # (a,p,p)
+    det = np.linalg.det(design)
+    scale = np.abs(design).max(axis=(1, 2)) ** system.n_params
+    design = design[np.abs(det) > 1e-6 * scale]
+    return np.linalg.inv(design)
+
+
+def _physical(coeffs: np.ndarray, params: SearchParams, system: str) -> np.ndarray:
+    A, B, C, D, E, F = coeffs.T
+    det = A * B * C + D * E * F / 4.0 - A * F * F / 4.0 - B * E * E / 4.0 - C * D * D / 4.0
+    ok = (A > 0) & (B > 0) & (C > 0) & (A * B - D * D / 4.0 > 0) & (det > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        volume = 1.0 / np.sqrt(np.where(ok, det, np.nan))
+    return ok & (volume <= params.max_volume.get(system, 4000.0)) & (volume >= params.min_volume)
+
+
+def _count_indexed(x: np.ndarray, table: np.ndarray, q_obs: np.ndarray, tol: np.ndarray) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """For trial cells ``x`` (n, p): lines of ``q_obs`` within ``tol`` of a calculated Q of the hkl ``table`` rows
+    (m, p), and the number of calculated Q up to the last line; both shape (n,)."""
+    n, m = x.shape[0], table.shape[0]
+    q_top = float(q_obs[-1] + tol[-1])
+    counts = np.zeros(n, dtype=np.int64)
+    n_calc = np.zeros(n, dtype=np.int64)
+    chunk = max(1, 400_000 // max(m, 1))
+    for start in range(0, n, chunk):
+        qc = x[start:start + chunk] @ table.T  # (c, m)
+        c = qc.shape[0]
+        n_calc[start:start + c] = np.count_nonzero(qc <= q_top, axis=1)
+        qc = np.sort(np.clip(qc, -1.0, 2.0 * q_top + 1.0), axis=1)
+        span = 4.0 * q_top + 4.0
+        offset = (np.arange(c) * span)[:, None]
+        flat = (qc + offset).ravel()
+        target = q_obs[None, :] + offset  # (c, L)
+        i = np.searchsorted(flat, target.ravel()).reshape(c, -1)
+        row0 = (np.arange(c) * m)[:, None]
+        lo = np.clip(i - 1, row0, row0 + m - 1)
+        hi = np.clip(i, row0, row0 + m - 1)
+        dist = np.minimum(np.abs(flat[lo] - target), np.abs(flat[hi] - target))
+        counts[start:start + c] = np.count_nonzero(dist <= tol[None, :], axis=1)
+    return counts, n_calc
+
+
+def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen: np.ndarray, params: SearchParams,
+            deadline: float) -> np.ndarray:
+    """Trial parameters (k, p) of ``scheme`` that index nearly all of the first ``n_screen`` lines, best first."""
+    p = system.n_params
+    tuples = _line_tuples(scheme, p)
+    inverses = _assignments(system, scheme)
+    if tuples.size == 0 or inverses.size == 0:
+        return np.zeros((0, p))
+    n_s = min(params.n_screen, q_obs.size)
+    allowed_miss = min(params.max_unindexed, 2) if n_s >= 8 else 0
+    limit = params.screen_index_limit.get(system.name, 4)
+    table, table_all = system.index_table(limit)[1], system.index_table(limit + 2)[1]
+    kept_x, kept_key = [], []
+    per_batch = max(1, 300_000 // max(len(inverses), 1))
+    for start in range(0, len(tuples), per_batch):
+        if time.perf_counter() > deadline:
+            break
+        q_basis = q_obs[tuples[start:start + per_batch]]  # (t, p)
+        x = np.einsum("aij,tj->tai", inverses, q_basis).reshape(-1, p)
+        x = x[_physical(system.coefficients(x), params, system.name)]
+        if x.size == 0:
+            continue
+        key = np.round(x / (q_obs[0] * 2e-4)).astype(np.int64)
+        _, first = np.unique(key, axis=0, return_index=True)
+        x = x[first]
+        counts, _ = _count_indexed(x, table, q_obs[:n_s], tol_screen[:n_s])
+        x = x[counts >= n_s - allowed_miss]
+        if x.size == 0:
+            continue
+        counts, n_calc = _count_indexed(x, table_all, q_obs, tol_screen)  # second stage: every line
+        kept_x.append(x)
+        kept_key.append(n_calc * 3.0 ** (q_obs.size - counts))
+    if not kept_x:
+        return np.zeros((0, p))
+    x = np.concatenate(kept_x)
+    key = np.concatenate(kept_key)
+    order = np.argsort(key, kind="stable")
+    return x[order]
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+
+def _evaluate(system: MetricSystem, x: np.ndarray, two_theta: np.ndarray, wavelength: float, tol_deg: float,
+              screen_deg: float, params: SearchParams, zero_start: float) -> Solution | None:
+    """Refine one trial cell on all lines and score it."""
+    refined = refine_indexing(system, two_theta, wavelength, system.coefficients(x)[0],
+                              (screen_deg, 0.5 * (screen_deg + tol_deg), tol_deg), zero_shift=params.zero_shift,
+                              zero_start=zero_start, min_indexed=system.n_params + 2)
+    if refined is None or not _physical(refined[0][None, :], params, system.name)[0]:
+        return None
+    coeffs, zero, indexing = refined
+    grad = q_gradient(two_theta, wavelength)
+    q_obs = two_theta_to_q(two_theta - zero, wavelength)
+    coeffs = halve_axes(system, q_obs, coeffs, grad * tol_deg)
+    centred = detect_centring(system, two_theta, wavelength, coeffs, tol_deg, zero_shift=params.zero_shift,
+                              zero_start=zero_start)
+    if centred is None:
+        return None
+    centring, coeffs, zero, indexing = centred
+    q_obs = two_theta_to_q(two_theta - zero, wavelength)
+    return _solution(system, coeffs, centring, indexing, two_theta, wavelength, q_obs, zero, tol_deg)
+
+
+def _solution(system: MetricSystem, coeffs: np.ndarray, centring: str, indexing: Indexing, two_theta: np.ndarray,
+              wavelength: float, q_obs: np.ndarray, zero: float, tolerance: float) -> Solution | None:
+    hkl = indexing.hkl
+    try:
+        cell = cell_from_q_coefficients(coeffs)
+    except ValueError:
+        return None
+    volume = float(1.0 / np.sqrt(np.linalg.det(np.array([[coeffs[0], coeffs[3] / 2, coeffs[4] / 2],
+                                                         [coeffs[3] / 2, coeffs[1], coeffs[5] / 2],
+                                                         [coeffs[4] / 2, coeffs[5] / 2, coeffs[2]]]))))
+    indexed = indexing.indexed
+    n_total = q_obs.size
+    n = int(min(20, indexing.count))
+    score_m20 = m20(q_obs, indexing.q_possible, q_calc=np.where(indexed, indexing.q_calc, 0.0), n=n, indexed=indexed)
+    tt_obs = two_theta - zero
+    tt_possible = q_to_two_theta(indexing.q_possible, wavelength)
+    tt_calc = q_to_two_theta(np.where(indexed, indexing.q_calc, q_obs), wavelength)
+    score_fn = f_n(tt_obs, tt_possible, two_theta_calc=tt_calc, n=n, indexed=indexed)
+    unindexed = int(np.count_nonzero(~indexed))
+    zone = is_zone(hkl[indexed])
+    crystal_system = "trigonal" if (system.name == "hexagonal" and centring == "R") else system.name
+    rank = score_m20 / (1.0 + unindexed) * (0.1 if zone else 1.0)
+    return Solution(crystal_system=crystal_system, centring=centring, q_coefficients=tuple(float(c) for c in coeffs),
+                    cell=cell, volume=volume, zero_shift=float(zero), hkl=hkl.astype(np.int64),
+                    lines_indexed=int(indexing.count), lines_total=int(n_total), m20=float(score_m20),
+                    f_n=float(score_fn), n_lines=n, zone=bool(zone), rank_score=float(rank),
+                    tolerance=float(tolerance))
+
+
+def _grow(system: MetricSystem, s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float,
+          params: SearchParams, zero_start: float) -> Solution:
+    """Axis-doubling test, the converse of halving: a sub-cell that leaves lines unindexed (weak superstructure
+    lines) is replaced by the doubled cell that indexes most lines, if any indexes more."""
+    if s.lines_indexed < 0.6 * s.lines_total:
+        return s
+    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+    options = list(halving_options(system))
+    options += [tuple(sorted(set(a) | set(b))) for a, b in itertools.combinations(options, 2)]
+    options += [(0, 1, 2)] if len(options) > 3 else []
+    best = s
+    coeffs = np.array(s.q_coefficients)
+    for axes in dict.fromkeys(options):
+        factor = np.array([(0.5 if i in axes else 1.0) * (0.5 if j in axes else 1.0) for i, j in pairs])
+        trial = coeffs * factor
+        if not _physical(trial[None, :], params, system.name)[0]:
+            continue
+        grown = _evaluate(system, system.parameters(trial), two_theta, wavelength, tol_deg, tol_deg, params,
+                          zero_start)
+        if grown is not None and grown.lines_indexed > best.lines_indexed:
+            best = grown
+    return best
+
+
+def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
+             params: SearchParams, zero_start: float) -> Solution:
+    """The solution refined in a higher crystal system when its lattice has that metric symmetry and the higher
+    system indexes as many lines."""
+    try:
+        higher = higher_metric_cells(s.cell, s.centring, params.max_obliquity)
+    except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
+        return s
+    for name, cell in higher:
+        if SYSTEMS.index(name) >= SYSTEMS.index(MetricSystem.get(s.crystal_system).name):
+            continue
+        system = MetricSystem.get(name)
+        x = system.parameters(q_coefficients(cell))
+        promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
+        if promoted is not None and promoted.lines_indexed >= s.lines_indexed:
+            return promoted
+    return s
+
+
+def _acceptable(s: Solution, params: SearchParams) -> bool:
+    """No dominant zone, few unindexed lines, and M20 over the threshold (divided by the square root of the
+    tolerance widening: noisier lines give lower M20)."""
+    allowed = math.floor(params.max_unindexed * s.lines_total / params.max_lines + 1e-9)
+    widened = max(s.tolerance / params.tolerance, 1.0)
+    # noisier lines give lower M20; but a cubic cell has so few parameters that a large false one indexes
+    # everything at wide tolerances: it keeps the full threshold
+    threshold = params.m20_threshold / (1.0 if s.crystal_system == "cubic" else math.sqrt(widened))
+    return not s.zone and s.lines_total - s.lines_indexed <= allowed and s.m20 >= threshold
+
+
+def _collapse(solutions: list[Solution]) -> list[Solution]:
+    """Best-ranked first; drop solutions whose Niggli-reduced primitive cell equals a better one's."""
+    ordered = sorted(solutions, key=lambda s: (-s.rank_score, s.volume))
+    kept: list[Solution] = []
+    reduced_kept = np.zeros((0, 6))
+    for s in ordered:
+        try:
+            reduced = niggli_cell(s.cell, s.centring)
+        except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
+            continue
+        same = (np.all(np.abs(reduced_kept[:, :3] / reduced[:3] - 1.0) <= 2e-3, axis=1)
+                & np.all(np.abs(reduced_kept[:, 3:] - reduced[3:]) <= 0.3, axis=1))
+        if np.any(same):
+            continue
+        kept.append(s)
+        reduced_kept = np.concatenate([reduced_kept, reduced[None, :]])
+    return kept
+
+
+def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
+           params: SearchParams | None = None) -> SearchResult:
+    """Index observed peak positions (degrees 2theta at ``wavelength`` Angstrom); never raises for bad input.
+
+    :returns: ranked solutions with the reason when there are none, and the seconds spent.
+    """
+    start = time.perf_counter()
+    params = params or SearchParams()
+    reason = validate_lines(two_theta, wavelength, params.min_lines)
+    if reason is not None:
+        return SearchResult((), reason, time.perf_counter() - start)
+    two_theta = np.asarray(two_theta, dtype=float).ravel()[:params.max_lines]
+    wavelength = float(wavelength)
+    if two_theta[-1] / 2.0 > 90 or np.any(np.isnan(two_theta_to_q(two_theta, wavelength))):
+        return SearchResult((), "2theta beyond the wavelength's range", time.perf_counter() - start)
+    found: list[Solution] = []
+    zero_start, zero_retried = 0.0, False
+    # N-TREOR09 order: every system at the nominal tolerances first, descending in symmetry until an
+    # acceptable solution is found; only when none is, all systems again with widened tolerances (widening
+    # inside each system first lets large false high-symmetry cells pass at wide tolerances)
+    for factor in params.widen:
+        low_start: float | None = None
+        for group in _GROUPS:
+            names = [name for name in group if name in params.systems]
+            if not names:
+                continue
+            if group[0] in ("monoclinic", "triclinic") and low_start is None:
+                low_start = time.perf_counter()
+            deadline = math.inf if low_start is None else low_start + params.time_budget
+            if time.perf_counter() > deadline:
+                break
+            group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
+            found.extend(group_found)
+            accepted = [s for s in group_found if _acceptable(s, params)]
+            retry = None
+            if accepted:
+                retry = max(accepted, key=lambda s: s.rank_score)
+            elif low_start is None:
+                partial = [s for s in group_found if not s.zone and s.lines_indexed >= 0.6 * s.lines_total]
+                retry = max(partial, key=lambda s: (s.lines_indexed, s.rank_score)) if partial else None
+            if (retry is not None and not zero_retried
+                    and abs(retry.zero_shift - zero_start) > 0.5 * params.tolerance * factor):
+                # trial cells came from lines off by a zero error: once more from corrected lines
+                zero_retried, zero_start = True, retry.zero_shift
+                group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
+                found.extend(group_found)
+                accepted += [s for s in group_found if _acceptable(s, params)]
+            if accepted:
+                break
+        if any(_acceptable(s, params) for s in found):
+            break
+    solutions = _collapse(found)[:params.max_solutions]
+    reason = None
+    if not solutions:
+        reason = "no trial cell indexes the lines within tolerance"
+    elif not _acceptable(solutions[0], params):
+        reason = (f"best solution is doubtful: M20 {solutions[0].m20:.1f}, "
+                  f"{solutions[0].lines_total - solutions[0].lines_indexed} unindexed lines")
+    return SearchResult(tuple(solutions), reason, time.perf_counter() - start)
+
+
+def _search_group(names: list[str], two_theta: np.ndarray, wavelength: float, params: SearchParams, factor: float,
+                  zero_start: float, deadline: float) -> list[Solution]:
+    """Solutions of the systems ``names`` with tolerances widened by ``factor``."""
+    tol_deg, screen_deg = params.tolerance * factor, params.screen_tolerance * factor
+    q_obs = two_theta_to_q(two_theta - zero_start, wavelength)
+    tol_screen = q_gradient(two_theta, wavelength) * screen_deg
+    found: list[Solution] = []
+    for name in names:
+        found.extend(_search_system(MetricSystem.get(name), two_theta, wavelength, q_obs, tol_screen, params,
+                                    tol_deg, screen_deg, zero_start, deadline))
+    return found
+
+
+#: Systems searched together before deciding whether to descend further.
+_GROUPS = (("cubic",), ("tetragonal", "hexagonal"), ("orthorhombic",), ("monoclinic",), ("triclinic",))
+
+
+def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: float, q_obs: np.ndarray,
+                   tol_screen: np.ndarray, params: SearchParams, tol_deg: float, screen_deg: float,
+                   zero_start: float, deadline: float) -> list[Solution]:
+    found: list[Solution] = []
+    for scheme in _schemes(system, params, two_theta.size):
+        if time.perf_counter() > deadline:
+            break
+        trials = _screen(system, scheme, q_obs, tol_screen, params, deadline)
+        seen = np.zeros((0, system.n_params))
+        extra = params.n_refine
+        for x in trials:
+            if len(seen) >= params.n_refine or extra <= 0 or time.perf_counter() > deadline:
+                break
+            if np.any(np.all(np.abs(seen - x) <= 1e-3 * np.abs(x), axis=1)):
+                continue
+            seen = np.concatenate([seen, x[None, :]])
+            s = _evaluate(system, x[None, :], two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
+            if s is not None and 0 < s.lines_total - s.lines_indexed:
+                s = _grow(system, s, two_theta, wavelength, tol_deg, params, zero_start)
+            if s is not None and system.name in ("monoclinic", "triclinic"):
+                s = _promote(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
+            extra -= 1
+            if s is not None:
+                found.append(s)
+                if _acceptable(s, params):  # a few more for the ranking, then stop
+                    extra = min(extra, 5)
+        if any(_acceptable(s, params) and s.lines_indexed == s.lines_total for s in found):
+            break
+    return found

@@ -1,0 +1,131 @@
+"""The ntreor trial-and-error search: known cells index to themselves, sub-/super-cells, zero shift, bad input."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import gemmi
+import numpy as np
+import pytest
+
+try:
+    import xrdframe_ntreor  # noqa: F401
+except ImportError:  # the editable install predates the plugin package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+
+from xrdframe_ntreor.refine import halve_axes, q_gradient  # noqa: E402
+from xrdframe_ntreor.search import SearchParams, SearchResult, niggli_cell, search  # noqa: E402
+from xrdframe_ntreor.systems import MetricSystem  # noqa: E402
+
+from xrdframe import read_structure, simulate_peaks  # noqa: E402
+from xrdframe.lattice import q_coefficients, two_theta_to_q  # noqa: E402
+from xrdframe.structure import Structure, expand_sites  # noqa: E402
+
+CU = 1.5406
+
+
+def _structure(cell: tuple[float, ...], number: int, sites: list[list[float]], elements: list[str]) -> Structure:
+    sg = gemmi.find_spacegroup_by_number(number)
+    fract, site = expand_sites(np.array(sites, dtype=float), sg, gemmi.UnitCell(*cell))
+    return Structure(cell=cell, space_group=number, fract=fract, elements=[elements[i] for i in site],
+                     occupancy=np.ones(len(site)), b_iso=np.full(len(site), 0.5))
+
+
+NACL = _structure((5.6402, 5.6402, 5.6402, 90, 90, 90), 225, [[0, 0, 0], [0.5, 0.5, 0.5]], ["Na", "Cl"])
+SI = _structure((5.4309, 5.4309, 5.4309, 90, 90, 90), 227, [[0, 0, 0]], ["Si"])
+CORUNDUM = _structure((4.7589, 4.7589, 12.991, 90, 90, 120), 167, [[0, 0, 0.35216], [0.30624, 0, 0.25]],
+                      ["Al", "O"])
+
+
+def _peaks(structure: Structure, noise: float = 0.0, seed: int = 0, n_lines: int = 30) -> np.ndarray:
+    """First ``n_lines`` lines of intensity >= 1 (strongest 100), lines within 0.02 deg merged, seeded noise."""
+    peaks = simulate_peaks(structure, CU, (0, 120))
+    keep = peaks.intensity >= 1.0
+    tt, weight = peaks.two_theta[keep], peaks.intensity[keep]
+    group = np.concatenate([[0], np.cumsum(np.diff(tt) >= 0.02)])
+    tt = np.bincount(group, tt * weight) / np.bincount(group, weight)
+    tt = tt[:n_lines]
+    return np.sort(tt + np.random.default_rng(seed).normal(0.0, noise, tt.size))
+
+
+def _same_lattice(cell: tuple[float, ...], centring: str, expected: tuple[float, ...], expected_centring: str) -> bool:
+    got, ref = niggli_cell(cell, centring), niggli_cell(expected, expected_centring)
+    return bool(np.allclose(got[:3], ref[:3], rtol=5e-3) and np.allclose(got[3:], ref[3:], atol=0.5))
+
+
+@pytest.mark.parametrize(("structure", "system", "centring"), [
+    (NACL, "cubic", "F"), (SI, "cubic", "F"), (CORUNDUM, "trigonal", "R")], ids=["NaCl", "Si", "corundum"])
+def test_known_cells_index_to_themselves(structure: Structure, system: str, centring: str) -> None:
+    result = search(_peaks(structure, noise=0.01, seed=1), CU)
+    assert result.reason is None, result.reason
+    best = result.solutions[0]
+    assert (best.crystal_system, best.centring) == (system, centring)
+    assert np.allclose(best.cell, structure.cell, rtol=5e-4, atol=0.02)
+    assert best.lines_indexed == best.lines_total
+    assert best.m20 > 20 and best.f_n > 20 and best.n_lines == min(20, best.lines_total)
+    assert best.hkl.shape == (best.lines_total, 3) and np.all(np.any(best.hkl != 0, axis=1))
+    assert abs(best.zero_shift) < 0.01
+
+
+def test_exact_nacl_lines_give_exact_cell_and_hkl() -> None:
+    result = search(_peaks(NACL), CU)
+    best = result.solutions[0]
+    assert best.cell[0] == pytest.approx(5.6402, abs=1e-4)
+    assert best.volume == pytest.approx(5.6402**3, rel=1e-4)
+    assert [tuple(sorted(np.abs(h))) for h in best.hkl[:3]] == [(1, 1, 1), (0, 0, 2), (0, 2, 2)]
+    assert isinstance(result, SearchResult) and result.seconds >= 0
+
+
+@pytest.mark.parametrize(("name", "system"), [("monoclinic__POSCAR-003.cif", "monoclinic"),
+                                              ("triclinic__POSCAR-002.cif", "triclinic")])
+def test_shared_structures_index_to_themselves(shared_data: Path, name: str, system: str) -> None:
+    path = shared_data / "structures" / "spglib" / name
+    if not path.is_file():
+        pytest.skip(f"{path} absent")
+    structure = read_structure(path)
+    result = search(_peaks(structure, noise=0.01, seed=2), CU,
+                    params=SearchParams(systems=(system,), time_budget=40.0))
+    assert result.solutions, result.reason
+    best = result.solutions[0]
+    assert best.crystal_system == system
+    assert _same_lattice(best.cell, best.centring, structure.cell, structure.gemmi_space_group.centring_type())
+
+
+def test_doubled_cubic_cell_is_halved() -> None:
+    tt = _peaks(NACL)
+    q = two_theta_to_q(tt, CU)
+    cubic = MetricSystem.get("cubic")
+    doubled = q_coefficients((2 * 5.6402,) * 3 + (90, 90, 90))  # a supercell that also indexes every line
+    halved = halve_axes(cubic, q, doubled, q_gradient(tt, CU) * 0.01)
+    assert np.allclose(halved, q_coefficients((5.6402,) * 3 + (90, 90, 90)), rtol=1e-9)
+    quadrupled = q_coefficients((4 * 5.6402,) * 3 + (90, 90, 90))
+    assert np.allclose(halve_axes(cubic, q, quadrupled, q_gradient(tt, CU) * 0.01), halved, rtol=1e-9)
+
+
+def test_zero_shift_is_recovered() -> None:
+    tt = _peaks(CORUNDUM, noise=0.005, seed=3) + 0.05
+    best = search(tt, CU).solutions[0]
+    assert best.zero_shift == pytest.approx(0.05, abs=0.01)
+    assert np.allclose(best.cell, CORUNDUM.cell, rtol=5e-4)
+
+
+@pytest.mark.parametrize(("two_theta", "wavelength", "expected"), [
+    ([20.0, 30.0, 40.0], CU, "only 3 lines"),
+    ([20.0, 25.0, np.nan, 35.0, 40.0, 45.0, 50.0], CU, "NaN"),
+    ([-20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0], CU, "between 0 and 180"),
+    ([20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 190.0], CU, "between 0 and 180"),
+    ([25.0, 20.0, 30.0, 35.0, 40.0, 45.0, 50.0], CU, "increasing"),
+    ([20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0], -1.0, "wavelength"),
+    ("garbage", CU, "numbers"),
+])
+def test_garbage_gives_empty_result_with_reason(two_theta: object, wavelength: float, expected: str) -> None:
+    result = search(two_theta, wavelength)  # type: ignore[arg-type]
+    assert result.solutions == ()
+    assert result.reason is not None and expected in result.reason
+
+
+def test_random_lines_index_nothing_convincing() -> None:
+    tt = np.sort(np.random.default_rng(4).uniform(10, 60, 25))
+    result = search(tt, CU, params=SearchParams(systems=("cubic", "tetragonal"), widen=(1.0,)))
+    assert not result.solutions or result.reason is not None
