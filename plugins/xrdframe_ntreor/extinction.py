@@ -61,6 +61,7 @@ from scipy.special import gammaln
 
 from xrdframe.lattice import Cell, bravais_lattice_of, q_coefficients, q_values, transform_cell
 from xrdframe.symmetry import ExtinctionGroup, extinction_groups
+from xrdframe_ntreor.refine import centring_mask
 
 __all__ = ["ExtinctionCandidate", "candidate_groups", "rank_extinction_groups", "systematically_absent"]
 
@@ -161,24 +162,6 @@ def systematically_absent(space_group: int, hkl: np.ndarray) -> np.ndarray:
     side = 2 * width + 1
     index = ((hkl[:, 0] + width) * side + (hkl[:, 1] + width)) * side + (hkl[:, 2] + width)
     return _absence_box(space_group, width)[index]
-
-
-def _centring_allows(letter: str, hkl: np.ndarray) -> np.ndarray:
-    """Reflections allowed by the lattice centring alone (International Tables vol. A (2016), Table 1.6.4.2)."""
-    h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]  # noqa: E741 (Miller indices)
-    if letter == "C":
-        return (h + k) % 2 == 0
-    if letter == "A":
-        return (k + l) % 2 == 0
-    if letter == "B":
-        return (h + l) % 2 == 0
-    if letter == "I":
-        return (h + k + l) % 2 == 0
-    if letter == "F":
-        return ((h + k) % 2 == 0) & ((h + l) % 2 == 0)
-    if letter == "R":  # obverse, hexagonal axes
-        return (-h + k + l) % 3 == 0
-    return np.ones(len(hkl), dtype=bool)
 
 
 def _perm(p: Sequence[int]) -> np.ndarray:
@@ -288,7 +271,7 @@ def rank_extinction_groups(
     near = np.abs(q[:, None] - pos_q[None, :]) <= tol[:, None]  # (lines, positions)
     pos_seen = near.any(axis=0)
     letter = _lattice_letter(bravais_lattice)
-    lattice_ok = _centring_allows(letter, hkl)
+    lattice_ok = centring_mask(hkl, letter)
 
     rows: list[tuple[ExtinctionGroup, np.ndarray]] = []
     masks = []
