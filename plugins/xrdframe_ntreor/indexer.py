@@ -81,7 +81,7 @@ class NtreorParams:
     min_lines: int = param(6, doc="fewer usable lines than this: no search, an empty answer with the reason",
                            validator=positive)
     tolerance: float = param(0.03, unit="deg 2theta", validator=positive,
-                             doc="indexing tolerance of a refined cell (widened x2 on a second attempt)")
+                             doc="indexing tolerance of a refined cell (every system again at x2, x3 if none fits)")
     max_volume: float | None = param(None, unit="Angstrom^3",
                                      doc="largest cell volume tried in any system (default: per system, "
                                          "30000 cubic down to 2500 triclinic)")
