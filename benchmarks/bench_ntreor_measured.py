@@ -34,6 +34,14 @@ def _centring(space_group: int) -> str:
     return symmetry_labels(space_group).centring
 
 
+def _reference_cell(row: dict[str, str]) -> tuple[float, ...]:
+    """The labelled cell; empty angles are those the crystal system fixes (90, or 120 for gamma on hexagonal
+    axes), as some index rows give only the lengths."""
+    gamma = 120.0 if row["crystal_system"] in ("hexagonal", "trigonal") else 90.0
+    defaults = {"alpha": 90.0, "beta": 90.0, "gamma": gamma}
+    return tuple(float(row[k]) if row.get(k) else defaults[k] for k in ("a", "b", "c", "alpha", "beta", "gamma"))
+
+
 def run_one(task: tuple[str, dict[str, str], float]) -> dict[str, Any]:
     """Index one pattern (in a worker process)."""
     from xrdframe import create
@@ -54,11 +62,11 @@ def run_one(task: tuple[str, dict[str, str], float]) -> dict[str, Any]:
     out.update(pred=prediction.crystal_system, reason=prediction.reason, seconds=time.perf_counter() - start,
                cell=prediction.cell)
     if prediction.cell is not None and out["has_cell"] and prediction.candidates:
-        true_cell = tuple(float(row[k]) for k in ("a", "b", "c", "alpha", "beta", "gamma"))
-        lattice = prediction.candidates[0].bravais_lattice
-        centring = "R" if lattice == "hR" else (lattice[1] if lattice[1] in "CIF" else "P")
-        true_centring = _centring(int(row["space_group"]))
         try:
+            true_cell = _reference_cell(row)
+            lattice = prediction.candidates[0].bravais_lattice
+            centring = "R" if lattice == "hR" else (lattice[1] if lattice[1] in "CIF" else "P")
+            true_centring = _centring(int(row["space_group"]))
             out["match"] = bool(same_lattice(prediction.cell, centring, true_cell, true_centring))
             if out["pred"] == out["true"]:
                 out["rmse"] = tuple(lattice_rmse(prediction.cell, true_cell, centring, true_centring))
@@ -73,6 +81,7 @@ def main() -> int:
     parser.add_argument("--with-cell-only", action="store_true", help="only patterns with a reference cell")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--time-budget", type=float, default=30.0, help="ntreor time_budget, seconds")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N patterns (resume a run)")
     args = parser.parse_args()
     if not EXPERIMENTAL.is_dir():
         print(f"no measured patterns: {EXPERIMENTAL} is absent")
@@ -84,6 +93,7 @@ def main() -> int:
                 if args.with_cell_only and not row.get("a"):
                     continue
                 tasks.append((set_name, row, args.time_budget))
+    tasks = tasks[args.skip:]
     print(f"{len(tasks)} patterns from {', '.join(args.sets)}; {args.workers} workers; time budget "
           f"{args.time_budget} s", flush=True)
     results: list[dict[str, Any]] = []
