@@ -287,7 +287,7 @@ def _finite(value: Any) -> Any:
 
 def _cmd_index(args: argparse.Namespace) -> int:
     from xrdframe.api import create
-    from xrdframe.pattern import PatternError, is_peak_list, read_pattern, read_peak_list
+    from xrdframe.pattern import ObservedPeaks, PatternError, is_peak_list, read_pattern, read_peak_list
 
     try:
         data = (read_peak_list if is_peak_list(args.file) else read_pattern)(args.file, args.wavelength)
@@ -308,7 +308,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
                "seconds": round(prediction.seconds, 3), "candidates": candidates}
         print(json.dumps(_finite(out), indent=2))
         return EXIT_OK
-    print(f"{args.file}: {len(data)} {'peaks' if hasattr(data, 'sigma') else 'points'}, wavelength "
+    print(f"{args.file}: {len(data)} {'peaks' if isinstance(data, ObservedPeaks) else 'points'}, wavelength "
           f"{data.wavelength} A, indexer {args.indexer}, {prediction.seconds:.2f} s")
     if prediction.crystal_system is not None:
         labels = [f"crystal system {prediction.crystal_system}"]

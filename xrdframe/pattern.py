@@ -32,6 +32,7 @@ import functools
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -282,20 +283,22 @@ def _columns(path: Path, tokens: list[list[str]], lines: np.ndarray, column: int
         raise
 
 
+def _content_lines(text: str, comments: list[str]) -> Iterator[tuple[int, str]]:
+    """(1-based line number, stripped line) of the non-blank, non-comment lines; comments go to ``comments``."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(_COMMENT):
+            comments.append(stripped.lstrip("#!; "))
+        elif stripped:
+            yield number, stripped
+
+
 def _read_text_pattern(path: Path, wavelength: float | None) -> Pattern:
-    text = _read_text(path)
-    all_lines = text.splitlines()
     comments: list[str] = []
     data: list[str] = []
     numbers: list[int] = []
     header: str | None = None
-    for number, line in enumerate(all_lines, start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith(_COMMENT):
-            comments.append(stripped.lstrip("#!; "))
-            continue
+    for number, stripped in _content_lines(_read_text(path), comments):
         if not data and not _looks_numeric(stripped):  # header rows before the first data row
             if header is None:
                 header = stripped
@@ -741,17 +744,10 @@ def read_peak_list(path: str | os.PathLike[str], wavelength: float | None = None
     :raises PatternError: on a missing file, a wrong header, a non-numeric value, or 2theta outside [0, 180).
     """
     path = Path(path)
-    text = _read_text(path)
     comments: list[str] = []
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if stripped.startswith(_COMMENT):
-            comments.append(stripped.lstrip("#!; "))
-            continue
+    for number, stripped in _content_lines(_read_text(path), comments):
         if header is None:
             header = [h.strip().lower() for h in stripped.split(",")]
             if header[0] != "two_theta":

@@ -20,7 +20,7 @@ import numpy as np
 
 from xrdframe.component import param
 from xrdframe.indexing import CellCandidate, Prediction
-from xrdframe.lattice import cell_volume, lattice_symmetry, niggli_cell, two_theta_to_q
+from xrdframe.lattice import LatticeMatch, cell_volume, lattice_symmetry, niggli_cell, two_theta_to_q
 from xrdframe.pattern import ObservedPeaks, Pattern
 from xrdframe.peak_picking import PeakPickingParams, pick_peaks
 from xrdframe.symmetry import extinction_groups
@@ -30,12 +30,6 @@ from xrdframe_ntreor.search import SearchParams, Solution, search
 
 __all__ = ["Ntreor", "NtreorParams"]
 
-_SYSTEM_OF_LATTICE = {"aP": "triclinic", "mP": "monoclinic", "mC": "monoclinic", "oP": "orthorhombic",
-                      "oC": "orthorhombic", "oI": "orthorhombic", "oF": "orthorhombic", "tP": "tetragonal",
-                      "tI": "tetragonal", "hR": "trigonal", "hP": "hexagonal", "cP": "cubic", "cI": "cubic",
-                      "cF": "cubic"}
-_SEARCHED = {"cubic": ("cP", "cI", "cF"), "tetragonal": ("tP", "tI"), "hexagonal": ("hP",), "trigonal": ("hR",),
-             "orthorhombic": ("oP", "oC", "oI", "oF"), "monoclinic": ("mP", "mC"), "triclinic": ("aP",)}
 
 
 def _non_negative_float(instance: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -114,20 +108,12 @@ class NtreorParams:
                             max_solutions=max(self.max_candidates, defaults.max_solutions))
 
 
-def _conventional(solution: Solution, tolerance: float) -> tuple[str, tuple[float, ...], np.ndarray]:
-    """Bravais lattice, conventional cell and transformation (conventional = found basis @ P) of a solution.
-
-    The lattice is the most symmetric one compatible with the refined metric among those of the searched
-    system's family; a solution whose metric turns out more symmetric than the system searched (a tetragonal
-    cell found by the orthorhombic search) takes the higher lattice.
-    """
-    matches = lattice_symmetry(solution.cell, solution.centring, tolerance)
-    allowed = {lat for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic",
-                                  "triclinic") for lat in _SEARCHED[system]}
-    for match in matches:
-        if match.bravais_lattice in allowed:
-            return match.bravais_lattice, match.ideal_cell, match.transformation
-    raise ValueError("no lattice")  # aP is always among the matches
+def _conventional(solution: Solution, tolerance: float) -> LatticeMatch:
+    """The most symmetric Bravais lattice compatible with the refined metric of a solution, with its conventional
+    cell (``ideal_cell``) and the transformation from the found basis (conventional = found @ P). A metric more
+    symmetric than the system searched (a tetragonal cell from the orthorhombic search) takes the higher lattice;
+    aP is always among the matches."""
+    return lattice_symmetry(solution.cell, solution.centring, tolerance)[0]
 
 
 class Ntreor:
@@ -173,10 +159,11 @@ class Ntreor:
         two_theta = np.asarray(peaks.two_theta, dtype=float)
         for solution in solutions:
             try:
-                lattice, cell, transformation = _conventional(solution, p.lattice_tolerance)
-            except ValueError:
+                match = _conventional(solution, p.lattice_tolerance)
+            except ValueError:  # not a cell (gemmi refuses the metric)
                 continue
-            reduced = np.asarray(niggli_cell(cell, _centring(lattice)), dtype=float)
+            lattice, cell, transformation = match.bravais_lattice, match.ideal_cell, match.transformation
+            reduced = np.asarray(niggli_cell(cell, match.centring), dtype=float)
             if any(np.allclose(reduced, r, rtol=2e-3, atol=0.05) for r in seen):
                 continue  # the same lattice as a better-ranked solution
             seen.append(reduced)
@@ -189,7 +176,7 @@ class Ntreor:
                 if extra is not None:  # the cell in the setting the extinction symbol is written for
                     cell, setting = fields.pop("cell"), setting @ extra
             hkl = np.rint(np.asarray(solution.hkl, dtype=float) @ setting).astype(int)
-            system = fields.pop("crystal_system", _SYSTEM_OF_LATTICE[lattice])
+            system = fields.pop("crystal_system", match.crystal_system)
             out.append(CellCandidate(
                 crystal_system=system, bravais_lattice=lattice, cell=cell,
                 volume=cell_volume(cell), m20=solution.m20, f_n=solution.f_n, n_lines=solution.n_lines,
@@ -199,10 +186,6 @@ class Ntreor:
         # the search's ranking (M20 with unindexed lines penalised), then the smallest volume
         out.sort(key=lambda c: (-rank[id(c)], c.volume))
         return tuple(out[:p.max_candidates])
-
-
-def _centring(lattice: str) -> str:
-    return "R" if lattice == "hR" else lattice[1] if lattice[1] in "CIF" else "P"
 
 
 @functools.cache

@@ -36,10 +36,10 @@ import time
 from collections.abc import Sequence
 
 import attrs
-import gemmi
 import numpy as np
 
 from xrdframe.lattice import cell_from_q_coefficients, q_coefficients, q_to_two_theta, two_theta_to_q
+from xrdframe.lattice import niggli_cell as lattice_niggli_cell
 
 from .merit import f_n, m20
 from .metric_symmetry import higher_metric_cells
@@ -192,10 +192,9 @@ def validate_lines(two_theta: object, wavelength: object, min_lines: int = 6) ->
 
 
 def niggli_cell(cell: Sequence[float], centring: str = "P") -> np.ndarray:
-    """Niggli-reduced primitive cell (a, b, c, alpha, beta, gamma) of a (possibly centred) cell (gemmi)."""
-    g = gemmi.GruberVector(gemmi.UnitCell(*cell), centring)
-    g.niggli_reduce()
-    return np.array(g.cell_parameters())
+    """Niggli-reduced primitive cell (a, b, c, alpha, beta, gamma) of a (possibly centred) cell, as an array
+    (:func:`xrdframe.lattice.niggli_cell`)."""
+    return np.asarray(lattice_niggli_cell(cell, centring), dtype=float)
 
 
 # ----------------------------------------------------------------------------------------------------- trials
