@@ -8,7 +8,8 @@ pattern they cannot handle: they return a prediction with no labels and a ``reas
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from xrdframe.pattern import ObservedPeaks, Pattern
 
-__all__ = ["BRAVAIS_LATTICES", "CellCandidate", "Prediction", "Indexer"]
+__all__ = ["BRAVAIS_LATTICES", "BatchIndexer", "CellCandidate", "Indexer", "Prediction", "TrainableIndexer"]
 
 #: The 14 Bravais lattices in Pearson notation (hR on hexagonal axes), in the classical search order's reverse.
 BRAVAIS_LATTICES = ("aP", "mP", "mC", "oP", "oC", "oI", "oF", "tP", "tI", "hR", "hP", "cP", "cI", "cF")
@@ -119,4 +120,32 @@ class Indexer(Protocol):
     def predict(self, data: Pattern | ObservedPeaks) -> Prediction:
         """Predict symmetry (and, where the method can, the cell) of one pattern or peak list; never raises
         for a pattern the method cannot handle (returns :meth:`Prediction.empty` with the reason)."""
+        ...
+
+
+@runtime_checkable
+class BatchIndexer(Protocol):
+    """An indexer that can also predict many patterns at once (neural networks batch on the GPU/CPU).
+
+    Callers (the ``evaluate`` and ``predict`` tasks) use ``predict_batch`` when an indexer has it,
+    else call ``predict`` per pattern. The answers must equal ``predict`` one by one.
+    """
+
+    def predict_batch(self, data: Sequence[Pattern | ObservedPeaks]) -> list[Prediction]:
+        """One :class:`Prediction` per input, in order; never raises for a pattern it cannot handle."""
+        ...
+
+
+@runtime_checkable
+class TrainableIndexer(Protocol):
+    """A learned indexer: the ``train`` task calls ``fit`` with the task's validated parameters.
+
+    ``params`` is the :class:`xrdframe_tasks.train.TrainParams` of the spec (``data``, ``augmentations``,
+    ``trainer``, ``indexer``); ``context`` the :class:`xrdframe.run.RunContext` (output directory, seed,
+    progress). ``fit`` writes the trained model into ``context.output`` (safe formats only: safetensors,
+    skops, JSON) together with the training spec and versions, and resumes from a checkpoint there.
+    """
+
+    def fit(self, params: Any, context: Any) -> None:
+        """Train, writing checkpoints and the final model into ``context.output``."""
         ...

@@ -10,13 +10,13 @@ after a crash only the shards that did not finish.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from xrdframe.structure import Structure
 
-__all__ = ["SkippedStructure", "StructureSource", "iter_structures"]
+__all__ = ["LabelledPattern", "PatternSource", "SkippedStructure", "StructureSource", "iter_structures"]
 
 
 @attrs.frozen
@@ -52,3 +52,48 @@ def iter_structures(source: StructureSource, seed: int) -> Iterator[Structure | 
     """Every structure of ``source`` in index order."""
     for index in range(source.count()):
         yield source.structure(index, seed)
+
+
+# ----------------------------------------------------------------------------
+# Pattern sources: measured or simulated patterns with their labels
+# ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LabelledPattern:
+    """One pattern of a pattern source, with its reference labels where known.
+
+    :ivar id: a stable identifier (a path relative to the set's index, or ``structure_id#view``).
+    :ivar data: the profile (:class:`~xrdframe.pattern.Pattern`) or peak list
+        (:class:`~xrdframe.pattern.ObservedPeaks`); ``None`` when it could not be read.
+    :ivar space_group: reference space group number (1-230), ``None`` when unknown.
+    :ivar cell: reference cell ``(a, b, c, alpha, beta, gamma)`` in Angstrom and degrees, ``None`` when unknown.
+    :ivar error: why ``data`` is ``None`` (names the file and, where it applies, the line); ``None`` otherwise.
+    :ivar extra: further columns of the set's index, kept for reports.
+    """
+
+    id: str
+    data: Any = None
+    space_group: int | None = None
+    cell: tuple[float, float, float, float, float, float] | None = None
+    error: str | None = None
+    extra: dict[str, str] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class PatternSource(Protocol):
+    """A ``pattern_source`` component: a finite, ordered set of labelled patterns.
+
+    ``patterns(seed)`` yields the same items in the same order for the same seed
+    (simulated sets draw their effects from it; measured sets ignore it). A file
+    that cannot be read is yielded with ``data=None`` and ``error`` set, never raised,
+    so that one bad file cannot abort an evaluation.
+    """
+
+    def count(self) -> int:
+        """Number of patterns ``patterns`` yields (bad files included)."""
+        ...
+
+    def patterns(self, seed: int) -> Iterator[LabelledPattern]:
+        """Every pattern, in a fixed order."""
+        ...
