@@ -18,8 +18,6 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
-
 from xrdframe.component import KINDS
 from xrdframe.errors import SpecError, XrdframeError, did_you_mean
 
@@ -67,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="component name")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_describe)
+
+    p = sub.add_parser("reference", help="the spec reference of xrdframe's built-in components, as Markdown")
+    p.add_argument("--all", action="store_true", help="include the components of every installed plugin")
+    p.set_defaults(handler=_cmd_reference)
 
     p = sub.add_parser("symmetry", help="the 230 space groups with crystal system and extinction group, as CSV")
     p.set_defaults(handler=_cmd_symmetry)
@@ -175,28 +177,6 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _param_rows(params_class: type, prefix: str = "") -> list[dict[str, Any]]:
-    """One row per parameter; the fields of nested parameter classes follow with dotted names."""
-    from xrdframe.component import ComponentRef
-    from xrdframe.spec.validation import describe_type, resolved_fields, unstructure
-
-    rows: list[dict[str, Any]] = []
-    for field in resolved_fields(params_class):
-        if field.default is attrs.NOTHING:
-            default: Any = None
-            required = True
-        else:
-            required = False
-            default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
-        nested = isinstance(field.type, type) and attrs.has(field.type) and not issubclass(field.type, ComponentRef)
-        rows.append({"name": prefix + field.name, "type": describe_type(field.type), "required": required,
-                     "default": None if nested else unstructure(default), "unit": field.metadata.get("unit"),
-                     "doc": field.metadata.get("doc", "")})
-        if nested:
-            rows.extend(_param_rows(field.type, f"{prefix}{field.name}."))
-    return rows
-
-
 def _cmd_describe(args: argparse.Namespace) -> int:
     from xrdframe.plugin.manager import get_registry
 
@@ -211,7 +191,9 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         print(f"xrdframe: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     comp = registered.component
-    params = _param_rows(comp.params)
+    from xrdframe.spec.reference import parameter_rows
+
+    params = [{k: v for k, v in row.items() if k != "nested"} for row in parameter_rows(comp.params)]
     doc = inspect.cleandoc(comp.factory.__doc__ or "")
     info = {"kind": args.kind, "name": comp.name, "summary": comp.summary, "plugin": registered.plugin.name,
             "distribution": registered.plugin.distribution, "version": registered.plugin.version,
@@ -238,6 +220,14 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if doc:
         print()
         print("\n".join("  " + line for line in doc.splitlines()))
+    return EXIT_OK
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from xrdframe.plugin.manager import get_registry
+    from xrdframe.spec.reference import reference_markdown
+
+    sys.stdout.write(reference_markdown(get_registry(), distribution=None if args.all else "xrdframe"))
     return EXIT_OK
 
 
