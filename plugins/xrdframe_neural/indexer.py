@@ -1,0 +1,270 @@
+"""The ``cnn`` and ``difcon`` indexers: a 1D ResNet with crystal-system, extinction-group and space-group heads.
+
+``cnn`` (``augment_mode: static`` is the paper's CNN static, profiles rendered once; ``online`` is CNN aug,
+fresh augmentations every epoch) and ``difcon`` (the same network with a projector MLP and a representation
+loss on two independently augmented views of each structure, trained jointly with the heads).
+
+Prediction: a measured profile is put on the model's grid and wavelength (see :mod:`xrdframe_neural.resample`),
+normalized as in training, and read by the network in batches. ``Prediction.top_k`` holds the ``top_k`` best
+crystal systems, extinction groups and space groups with calibrated probabilities; space-group
+probabilities are the joint ``p(system) * p(group | system)``. ``Prediction.space_group`` is the best group
+of the *predicted* crystal system's head (the paper's rule), ``figure_of_merit`` its joint probability.
+
+With no ``checkpoint`` the indexer loads the model shipped in ``xrdframe_neural/default/<name>/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+import torch
+
+from xrdframe.component import EncoderRef, RepresentationLossRef, param
+from xrdframe.errors import XrdframeError
+from xrdframe.indexing import Prediction
+from xrdframe.pattern import ObservedPeaks, Pattern
+from xrdframe.symmetry import CRYSTAL_SYSTEMS
+from xrdframe.validators import non_negative, positive, two_theta_range
+
+__all__ = ["Cnn", "CnnParams", "Difcon", "DifconParams", "DEFAULT_DIR"]
+
+#: Where the shipped default models live: ``DEFAULT_DIR / <name> / model.safetensors`` (+ ``model.json``).
+DEFAULT_DIR = Path(__file__).parent / "default"
+
+
+def _loss_weights(instance: object, attribute: attrs.Attribute, value: dict[str, float]) -> None:
+    allowed = {"crystal_system", "extinction_group", "space_group"}
+    bad = sorted(set(value) - allowed)
+    if bad:
+        raise ValueError(f"unknown label {bad[0]!r}; labels: {', '.join(sorted(allowed))}")
+    if any(v < 0 for v in value.values()):
+        raise ValueError(f"weights must be >= 0, got {value}")
+
+
+def _widths(instance: object, attribute: attrs.Attribute, value: list[int]) -> None:
+    if any(int(w) < 1 for w in value):
+        raise ValueError(f"must be positive widths, got {value}")
+
+
+@attrs.frozen
+class NeuralParams:
+    checkpoint: Path | None = param(None, doc="a trained model (.safetensors with its .json, or the output "
+                                              "directory of a train run); null: the shipped default")
+    encoder: EncoderRef | None = param(None, doc="the encoder (an 'encoder' component); null: resnet1d with its "
+                                                 "defaults")
+    head_hidden: int = param(0, doc="width of a hidden layer (Linear, LayerNorm, ReLU) shared by the heads; 0: "
+                                    "the heads read the features directly", validator=non_negative)
+    two_theta: tuple[float, float] = param((0.0, 120.0), doc="[start, stop] of the model's input grid (training)",
+                                           unit="deg", validator=two_theta_range)
+    step: float = param(0.02, doc="bin width of the model's input grid (training)", unit="deg", validator=positive)
+    wavelength: float | None = param(None, doc="the model's wavelength (training); null: the peak dataset's",
+                                     unit="Angstrom")
+    loss_weights: dict[str, float] = param(
+        factory=lambda: {"crystal_system": 1.0, "extinction_group": 1.0, "space_group": 1.0},
+        doc="weights of the cross-entropies of the three labels", validator=_loss_weights)
+    top_k: int = param(5, doc="candidates per label in Prediction.top_k", validator=positive)
+    predict_batch_size: int = param(256, doc="patterns per forward pass when predicting", validator=positive)
+    device: Literal["auto", "cpu", "cuda"] = param("cpu", doc="where predictions are computed")
+    peak_fwhm: float = param(0.1, doc="FWHM of the Gaussians drawn for a peak-list input", unit="deg",
+                             validator=positive)
+    weight_decay: float = param(0.05, doc="AdamW weight decay (not on biases and normalization weights)",
+                                validator=non_negative)
+    warmup_epochs: float = param(1.0, doc="linear learning-rate warm-up, in epochs", validator=non_negative)
+    min_lr_ratio: float = param(0.01, doc="learning rate at the end of the cosine decay / the peak rate",
+                                validator=non_negative)
+    grad_clip: float = param(1.0, doc="clip the gradient norm to this (0: no clipping)", validator=non_negative)
+    patience: int = param(5, doc="early stopping: epochs without a better validation score (0: never stop)",
+                          validator=non_negative)
+    monitor: Literal["accuracy", "loss"] = param("accuracy", doc="validation score of early stopping and of the "
+                                                              "best epoch: mean of the three accuracies, or "
+                                                              "minus the loss")
+    amp: bool = param(True, doc="mixed precision (float16) on CUDA; ignored on the CPU")
+    workers: int = param(1, doc="threads rendering online batches ahead of the training step",
+                         validator=non_negative)
+    threads: int = param(0, doc="torch.set_num_threads for training (0: leave torch's default)",
+                         validator=non_negative)
+    calibrate: bool = param(True, doc="fit the heads' softmax temperatures on the validation split")
+
+    def encoder_spec(self) -> dict[str, Any]:
+        if self.encoder is None:
+            return {"name": "resnet1d", "params": {}}
+        return self.encoder.to_spec()
+
+    def model_config(self) -> dict[str, Any]:
+        return {"encoder": self.encoder_spec(), "projector": [], "heads_on": "features",
+                "head_hidden": int(self.head_hidden)}
+
+
+@attrs.frozen
+class CnnParams(NeuralParams):
+    augment_mode: Literal["static", "online"] = param(
+        "online", doc="'static': profiles rendered once (CNN static); 'online': fresh augmentations every epoch "
+                      "(CNN aug)")
+
+
+def _default_projector() -> list[int]:
+    return [2048, 2048]
+
+
+@attrs.frozen
+class DifconParams(NeuralParams):
+    projector: list[int] = param(factory=_default_projector, doc="widths of the projector MLP (Linear, LayerNorm, "
+                                 "ReLU between layers); the last is the embedding size", validator=_widths)
+    representation_loss: RepresentationLossRef | None = param(
+        None, doc="loss on the embeddings of the two views (a 'representation_loss'); null: barlow_twins")
+    representation_weight: float = param(0.005, doc="weight of the representation loss against the "
+                                                    "cross-entropies (Barlow Twins sums over the embedding "
+                                                    "dimensions: ~1/width; NT-Xent: ~1)", validator=non_negative)
+    heads_on: Literal["features", "embedding"] = param("features", doc="the heads read the encoder's features or "
+                                                                       "the projector's embedding")
+
+    def model_config(self) -> dict[str, Any]:
+        return {"encoder": self.encoder_spec(), "projector": [int(w) for w in self.projector],
+                "heads_on": self.heads_on, "head_hidden": int(self.head_hidden)}
+
+    def representation_loss_fn(self) -> Any:
+        if self.representation_loss is None:
+            from xrdframe_neural.losses import BarlowTwins
+
+            return BarlowTwins()
+        return self.representation_loss.build()
+
+
+class _NeuralIndexer:
+    name = ""
+
+    def __init__(self, params: NeuralParams) -> None:
+        self.params = params
+        self._model: Any = None
+        self._meta: dict[str, Any] | None = None
+
+    # -- training ------------------------------------------------------------------------------------
+    def fit(self, params: Any, context: Any) -> None:
+        """Train on the ``train`` task's data (see :mod:`xrdframe_neural.trainer`)."""
+        from xrdframe_neural.trainer import fit
+
+        fit(self.name, self.params, params, context)
+
+    # -- the model -----------------------------------------------------------------------------------
+    def checkpoint_path(self) -> Path:
+        if self.params.checkpoint is not None:
+            return Path(self.params.checkpoint)
+        path = DEFAULT_DIR / self.name / "model.safetensors"
+        if not path.is_file():
+            raise XrdframeError(f"indexer {self.name!r}: no checkpoint given and no shipped default model at {path}")
+        return path
+
+    def load(self) -> tuple[Any, dict[str, Any]]:
+        """The network and its description (loaded once)."""
+        if self._model is None:
+            from xrdframe_neural.model import load_model
+            from xrdframe_neural.trainer import _device
+
+            model, meta = load_model(self.checkpoint_path(), expect_model=self.name)
+            self._model, self._meta = model.to(_device(self.params.device)), meta
+        assert self._meta is not None
+        return self._model, self._meta
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def profile(self, data: Pattern | ObservedPeaks) -> np.ndarray:
+        """The input the network reads for one pattern (on its grid and wavelength, not yet normalized).
+
+        :raises ValueError: no wavelength, or nothing in the model's 2theta range.
+        """
+        from xrdframe_neural.model import grid_of
+        from xrdframe_neural.resample import render_peaks, resample_profile
+
+        _, meta = self.load()
+        grid, target = grid_of(meta), float(meta["wavelength"])
+        if data.wavelength is None:
+            raise ValueError("the pattern has no wavelength (give one: --wavelength, the file or index.csv)")
+        if isinstance(data, ObservedPeaks):
+            y = render_peaks(data.two_theta, data.intensity, float(data.wavelength), grid, target,
+                             self.params.peak_fwhm)
+        else:
+            y = resample_profile(data.two_theta, data.intensity, float(data.wavelength), grid, target)
+        if not np.any(y != 0):
+            raise ValueError(f"nothing of the pattern falls in the model's range {grid.start}-{grid.stop} deg "
+                             f"2theta at {target} Angstrom")
+        return y
+
+    # -- prediction ----------------------------------------------------------------------------------
+    def predict(self, data: Pattern | ObservedPeaks) -> Prediction:
+        """One pattern (see :meth:`predict_batch`)."""
+        return self.predict_batch([data])[0]
+
+    def predict_batch(self, data: Sequence[Pattern | ObservedPeaks]) -> list[Prediction]:
+        """Predictions for many patterns, computed in batches of ``predict_batch_size``."""
+        start = time.perf_counter()
+        model, _ = self.load()
+        profiles: list[np.ndarray] = []
+        rows: list[int] = []
+        reasons: dict[int, str] = {}
+        for i, item in enumerate(data):
+            try:
+                profiles.append(self.profile(item))
+                rows.append(i)
+            except ValueError as exc:
+                reasons[i] = str(exc)
+        results: list[Prediction | None] = [None] * len(data)
+        if profiles:
+            x = np.stack(profiles)
+            out = self.predict_arrays(x)
+            seconds = (time.perf_counter() - start) / max(1, len(data))
+            for j, i in enumerate(rows):
+                results[i] = self._prediction(out, j, seconds)
+        seconds = (time.perf_counter() - start) / max(1, len(data))
+        return [r if r is not None else Prediction.empty(reasons[i], seconds) for i, r in enumerate(results)]
+
+    def predict_arrays(self, profiles: np.ndarray) -> dict[str, np.ndarray]:
+        """Calibrated probabilities and labels for profiles already on the model's grid, (N, n_bins)."""
+        from xrdframe_neural.model import head_probabilities, predicted_labels
+
+        model, meta = self.load()
+        n_bins = int(round((meta["grid"]["stop"] - meta["grid"]["start"]) / meta["grid"]["step"]))
+        if profiles.ndim != 2 or profiles.shape[1] != n_bins:
+            raise ValueError(f"profiles must be (N, {n_bins}) on the model's grid, got {profiles.shape}")
+        device = next(model.parameters()).device
+        parts: dict[str, list[np.ndarray]] = {"crystal_system": [], "extinction_group": [], "space_group": [],
+                                              "cs": [], "eg": [], "sg": []}
+        with torch.inference_mode():
+            for lo in range(0, len(profiles), self.params.predict_batch_size):
+                x = torch.as_tensor(np.ascontiguousarray(profiles[lo:lo + self.params.predict_batch_size]),
+                                    dtype=torch.float32, device=device)
+                probs = head_probabilities(model(x), model.temperature)
+                cs, eg, sg = predicted_labels(probs)
+                for key, value in (*probs.items(), ("cs", cs), ("eg", eg), ("sg", sg)):
+                    parts[key].append(value.cpu().numpy())
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def _prediction(self, out: dict[str, np.ndarray], j: int, seconds: float) -> Prediction:
+        k = self.params.top_k
+
+        def ranked(p: np.ndarray, label: Any) -> tuple[tuple[object, float], ...]:
+            order = np.argsort(-p, kind="stable")[:k]
+            return tuple((label(int(i)), float(p[i])) for i in order if p[i] > 0)
+
+        p_sg = out["space_group"][j]
+        sg = int(out["sg"][j])
+        return Prediction(crystal_system=CRYSTAL_SYSTEMS[int(out["cs"][j])], extinction_group=int(out["eg"][j]),
+                          space_group=sg, figure_of_merit=float(p_sg[sg]), seconds=seconds,
+                          top_k={"crystal_system": ranked(out["crystal_system"][j], lambda i: CRYSTAL_SYSTEMS[i]),
+                                 "extinction_group": ranked(out["extinction_group"][j], int),
+                                 "space_group": ranked(p_sg, int)})
+
+
+class Cnn(_NeuralIndexer):
+    """CNN static / CNN aug: a 1D ResNet with crystal-system, extinction-group and space-group heads."""
+
+    name = "cnn"
+
+
+class Difcon(_NeuralIndexer):
+    """DIFCON: the CNN with a contrastive representation head trained on two augmented views."""
+
+    name = "difcon"

@@ -1,0 +1,83 @@
+"""Measured patterns onto a model's 2theta grid.
+
+A network reads profiles on one grid (``start``, ``stop``, ``step``) at one wavelength. A pattern measured
+at wavelength ``w`` is converted point by point through its d-spacings to the model wavelength ``W``
+(``sin(theta') = sin(theta) * W / w``; points with ``sin(theta') > 1`` cannot be reached and are dropped),
+then averaged over each model bin (the mean of the piecewise-linear profile over the bin, which handles both
+finer and coarser measurements), with zeros outside the measured range (as the ``edge_crop`` augmentation
+pads). The profile is then normalized as in training (divided by its maximum). A peak list
+(:class:`~xrdframe.pattern.ObservedPeaks`) is drawn as Gaussians of ``peak_fwhm`` degrees at the converted
+positions, with its intensities (all 100 when unknown).
+
+>>> import numpy as np
+>>> grid = TwoThetaGrid(10.0, 20.0, 0.5)
+>>> tt = np.linspace(0, 40, 4001)
+>>> y = resample_profile(tt, np.exp(-0.5 * ((tt - 15.1) / 0.2) ** 2), 1.5406, grid, 1.5406)
+>>> int(np.argmax(y)), float(grid.centers()[int(np.argmax(y))])
+(10, 15.25)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xrdframe.augmentation import TwoThetaGrid
+
+__all__ = ["convert_two_theta", "render_peaks", "resample_profile"]
+
+
+def convert_two_theta(two_theta: np.ndarray, wavelength: float, target: float) -> np.ndarray:
+    """2theta (degrees) at ``wavelength`` -> 2theta at ``target`` for the same d; NaN where unreachable."""
+    two_theta = np.asarray(two_theta, dtype=np.float64)
+    if abs(wavelength - target) < 1e-12:
+        return two_theta.copy()
+    s = np.sin(np.deg2rad(two_theta / 2.0)) * (target / wavelength)
+    out = np.full_like(s, np.nan)
+    ok = np.abs(s) <= 1.0
+    out[ok] = 2.0 * np.rad2deg(np.arcsin(s[ok]))
+    return out
+
+
+def resample_profile(two_theta: np.ndarray, intensity: np.ndarray, wavelength: float, grid: TwoThetaGrid,
+                     target_wavelength: float) -> np.ndarray:
+    """Bin means of a measured profile on ``grid`` at ``target_wavelength`` (float32, not normalized)."""
+    x = convert_two_theta(two_theta, wavelength, target_wavelength)
+    y = np.asarray(intensity, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    out = np.zeros(grid.n_bins, dtype=np.float32)
+    if x.size < 2:
+        return out
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    edges = grid.start + grid.step * np.arange(grid.n_bins + 1)
+    # integral of the piecewise-linear profile, F(x), then bin means (F(hi) - F(lo)) / width over the covered part
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(x))])
+    lo = np.clip(edges[:-1], x[0], x[-1])
+    hi = np.clip(edges[1:], x[0], x[-1])
+
+    def integral(t: np.ndarray) -> np.ndarray:
+        i = np.clip(np.searchsorted(x, t, side="right") - 1, 0, len(x) - 2)
+        dx = t - x[i]
+        slope = (y[i + 1] - y[i]) / np.where(x[i + 1] > x[i], x[i + 1] - x[i], 1.0)
+        return cum[i] + y[i] * dx + 0.5 * slope * dx * dx
+
+    width = hi - lo
+    covered = width > 1e-12
+    out[covered] = ((integral(hi[covered]) - integral(lo[covered])) / width[covered]).astype(np.float32)
+    return out
+
+
+def render_peaks(two_theta: np.ndarray, intensity: np.ndarray | None, wavelength: float, grid: TwoThetaGrid,
+                 target_wavelength: float, fwhm: float = 0.1) -> np.ndarray:
+    """A profile drawn from a peak list: Gaussians of ``fwhm`` degrees at the converted positions."""
+    x = convert_two_theta(two_theta, wavelength, target_wavelength)
+    h = np.full(x.shape, 100.0) if intensity is None else np.asarray(intensity, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(h)
+    centers = grid.centers().numpy()
+    sigma = fwhm / 2.354820045
+    out = np.zeros(grid.n_bins, dtype=np.float64)
+    for pos, height in zip(x[ok], h[ok], strict=True):
+        lo, hi = np.searchsorted(centers, [pos - 5 * sigma, pos + 5 * sigma])
+        out[lo:hi] += height * np.exp(-0.5 * ((centers[lo:hi] - pos) / sigma) ** 2)
+    return out.astype(np.float32)
