@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/bench_ntreor.py [--limit N] [--systems cubic,monoclinic] [--workers 2]
     python benchmarks/bench_ntreor.py --noise 0.03 --impurities 2
+    python benchmarks/bench_ntreor.py --per-system 20 --workers 1   # stratified sample, 122 structures
 """
 
 from __future__ import annotations
@@ -110,14 +111,35 @@ def run_one(job: tuple[int, dict[str, str], float, int, float, bool]) -> dict[st
     return out
 
 
+class _Serial:
+    """In-process stand-in for a one-worker pool."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def imap(func, jobs, chunksize=1):  # noqa: ANN001, ANN205, ARG004 - mirrors Pool.imap
+        return map(func, jobs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="first N structures (per system with --systems)")
+    parser.add_argument("--per-system", type=int, default=None,
+                        help="stratified sample: N structures per crystal system, evenly spaced in index.csv order "
+                             "(all of a system with fewer)")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N of the selection (resume a run)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="run the selection last first (two processes can share a long run from both ends)")
     parser.add_argument("--systems", default=None, help="comma-separated crystal systems to run")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     parser.add_argument("--noise", type=float, default=0.01, help="Gaussian 2theta noise, degrees (default 0.01)")
     parser.add_argument("--impurities", type=int, default=0, help="spurious lines added (default 0)")
     parser.add_argument("--budget", type=float, default=60.0, help="time budget of monoclinic+triclinic, s")
+    parser.add_argument("--progress", action="store_true", help="one line per pattern on stderr")
     parser.add_argument("--failures", action="store_true", help="list every failure")
     parser.add_argument("--search-only", action="store_true", help="the bare search, not the whole indexer")
     parser.add_argument("--only", default=None, help="comma-separated structure files (index.csv paths) to run")
@@ -138,13 +160,35 @@ def main(argv: list[str] | None = None) -> int:
                 per[r["crystal_system"]] = per.get(r["crystal_system"], 0) + 1
                 chosen.append(r)
         rows = chosen
+    if args.per_system:
+        by_system: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_system.setdefault(r["crystal_system"], []).append(i)
+        picked = set()
+        for members in by_system.values():
+            n = min(args.per_system, len(members))
+            picked.update(members[int(j)] for j in np.floor(np.arange(n) * len(members) / n))
+        rows = [r for i, r in enumerate(rows) if i in picked]
+        # round robin over the systems: any prefix of the run (a run stopped early) is a stratified sample too
+        seen: dict[str, int] = {}
+        rank = []
+        for r in rows:
+            rank.append(seen.get(r["crystal_system"], 0))
+            seen[r["crystal_system"]] = rank[-1] + 1
+        rows = [rows[i] for i in np.argsort(rank, kind="stable")]
+    if args.reverse:
+        rows = rows[::-1]
+    rows = rows[args.start:]
     jobs = [(i, r, args.noise, args.impurities, args.budget, args.search_only) for i, r in enumerate(rows)]
     t0 = time.perf_counter()
-    if args.workers > 1:
-        with multiprocessing.Pool(args.workers) as pool:
-            results = list(pool.imap(run_one, jobs, chunksize=1))
-    else:
-        results = [run_one(j) for j in jobs]
+    results = []
+    with multiprocessing.Pool(args.workers) if args.workers > 1 else _Serial() as pool:
+        for r in pool.imap(run_one, jobs, chunksize=1):
+            results.append(r)
+            if args.progress:  # one line per pattern on stderr, to follow a long run
+                print(f"{len(results)}/{len(jobs)} {'ok  ' if r['ok'] else 'FAIL'} "
+                      f"lattice={'y' if r['lattice'] else 'n'} {r['system']:<12} {r['seconds']:6.1f}s {r['path']}"
+                      + ("" if r["ok"] else f" | {r['found']} ({r['reason']})"), file=sys.stderr, flush=True)
     wall = time.perf_counter() - t0
     print(f"ntreor {'search' if args.search_only else 'indexer'} benchmark: noise {args.noise} deg, "
           f"{args.impurities} impurity lines, "

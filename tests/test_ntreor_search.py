@@ -129,3 +129,37 @@ def test_random_lines_index_nothing_convincing() -> None:
     tt = np.sort(np.random.default_rng(4).uniform(10, 60, 25))
     result = search(tt, CU, params=SearchParams(systems=("cubic", "tetragonal"), widen=(1.0,)))
     assert not result.solutions or result.reason is not None
+
+
+def test_nearest_matches_brute_force() -> None:
+    from xrdframe_ntreor.search import _nearest
+
+    ortho = MetricSystem.get("orthorhombic")
+    table = ortho.index_table(4)[1]
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.01, 0.05, (7, 3))
+    q_obs = np.sort(rng.uniform(0.01, 0.4, 15))
+    idx, dist = _nearest(x, table, q_obs)
+    brute = np.abs((x @ table.T)[:, None, :] - q_obs[None, :, None])  # (n, lines, m)
+    assert np.allclose(dist, brute.min(axis=2))
+    assert np.allclose(np.take_along_axis(brute, idx[..., None], axis=2)[..., 0], dist)
+
+
+def test_trial_cells_are_refined_on_the_lines_they_index() -> None:
+    """A trial cell off by an error growing with Q (as from noisy low-angle basis lines) is refitted to the
+    lines it indexes; a trial that indexes too few lines stays as it was."""
+    from xrdframe_ntreor.search import _refine_trials
+
+    ortho = MetricSystem.get("orthorhombic")
+    cell = (5.1, 6.3, 7.7, 90.0, 90.0, 90.0)
+    x_true = ortho.parameters(q_coefficients(cell))[0]
+    hkl, terms = ortho.index_table(3)
+    q_all = np.unique(terms @ x_true)
+    tt = np.sort(np.degrees(2 * np.arcsin(CU * np.sqrt(q_all) / 2)))[:25]
+    q_obs = two_theta_to_q(tt, CU)
+    tol = q_gradient(tt, CU) * 0.06
+    off = x_true * np.array([1.002, 0.998, 1.0015])  # about 0.1 deg off at the last lines
+    far = x_true * 1.3  # indexes almost nothing
+    refined = _refine_trials(np.stack([off, far]), ortho.index_table(5)[1], q_obs, tol, 12)
+    assert np.allclose(refined[0], x_true, rtol=1e-6)
+    assert np.all(np.abs(refined[1] / x_true - 1) > 0.1)

@@ -60,9 +60,10 @@ def test_nested_component_errors_carry_the_full_path(toy_registry: Registry) -> 
             name: toy_indexer
             params: {encoder: {name: toy_encoder, params: {width: 0}}, checkpoint: 5}
         """, toy_registry) == [
-        "$.test_sets.lab.name (spec.yaml, line 5): unknown pattern_source 'toy_source'; installed: none",
+        "$.test_sets.lab.name (spec.yaml, line 5): unknown pattern_source 'toy_source'; installed: "
+        "equivariance, invariance, pattern_files",
         "$.indexers.difcon.params.encoder.name (spec.yaml, line 10): unknown encoder 'toy_encodr' "
-        "(did you mean 'toy_encoder'?); installed: toy_encoder",
+        "(did you mean 'toy_encoder'?); installed: resnet1d, toy_encoder",
         "$.indexers.other.params.encoder.params.depth (spec.yaml, line 14): unknown key 'depth'; "
         "allowed keys: width",
         "$.indexers.other.params.encoder.params.width (spec.yaml, line 14): must be > 0, got 0",

@@ -312,6 +312,57 @@ def _count_indexed(x: np.ndarray, table: np.ndarray, q_obs: np.ndarray, tol: np.
     return counts, n_calc
 
 
+def _nearest(x: np.ndarray, table: np.ndarray, q_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For trial cells ``x`` (n, p): the row of the hkl ``table`` (m, p) whose calculated Q is nearest each line of
+    ``q_obs``, and the distance; both shape (n, lines)."""
+    n, m = x.shape[0], table.shape[0]
+    idx = np.zeros((n, q_obs.size), dtype=np.int64)
+    dist = np.zeros((n, q_obs.size))
+    q_top = float(q_obs[-1])
+    chunk = max(1, 400_000 // max(m, 1))
+    for start in range(0, n, chunk):
+        qc = x[start:start + chunk] @ table.T  # (c, m)
+        c = qc.shape[0]
+        order = np.argsort(qc, axis=1)
+        qs = np.clip(np.take_along_axis(qc, order, axis=1), -1.0, 2.0 * q_top + 1.0)
+        offset = (np.arange(c) * (4.0 * q_top + 4.0))[:, None]
+        flat = (qs + offset).ravel()
+        target = q_obs[None, :] + offset
+        i = np.searchsorted(flat, target.ravel()).reshape(c, -1)
+        row0 = (np.arange(c) * m)[:, None]
+        lo = np.clip(i - 1, row0, row0 + m - 1)
+        hi = np.clip(i, row0, row0 + m - 1)
+        d_lo, d_hi = np.abs(flat[lo] - target), np.abs(flat[hi] - target)
+        pick = np.where(d_lo <= d_hi, lo, hi)
+        idx[start:start + c] = order.ravel()[pick]
+        dist[start:start + c] = np.minimum(d_lo, d_hi)
+    return idx, dist
+
+
+def _refine_trials(x: np.ndarray, table: np.ndarray, q_obs: np.ndarray, tol: np.ndarray,
+                   n_first: int) -> np.ndarray:
+    """Least-squares refinement of trial cells ``x`` (n, p), all at once, as TREOR refines a trial cell before
+    judging it: lines within ``tol`` of a calculated Q of ``table`` get that reflection, the metric is refitted
+    (residuals weighted as 2theta, ``tol`` being proportional to dQ/d2theta), first on the first ``n_first``
+    lines, then on every line. A trial cell from noisy low-angle basis lines is off by an error that grows with
+    Q; refitting on the lines it already indexes removes most of it. Directions the matched lines do not
+    determine stay as they were (a small ridge towards the start)."""
+    p = x.shape[1]
+    for lines in (n_first, q_obs.size):
+        idx, dist = _nearest(x, table, q_obs[:lines])
+        weight = np.where(dist <= tol[:lines], 1.0 / tol[:lines], 0.0)  # (n, L)
+        design = table[idx] * weight[..., None]  # (n, L, p)
+        normal = np.einsum("nlp,nlq->npq", design, design)
+        rhs = np.einsum("nlp,nl->np", design, q_obs[:lines] * weight)
+        ridge = 1e-8 * np.maximum(np.trace(normal, axis1=1, axis2=2), 1e-300) / p
+        normal = normal + ridge[:, None, None] * np.eye(p)
+        rhs = rhs + ridge[:, None] * x
+        refined = np.linalg.solve(normal, rhs[..., None])[..., 0]
+        enough = np.count_nonzero(weight, axis=1) >= p + 1
+        x = np.where(enough[:, None] & np.all(np.isfinite(refined), axis=1)[:, None], refined, x)
+    return x
+
+
 def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen: np.ndarray, params: SearchParams,
             deadline: float) -> np.ndarray:
     """Trial parameters (k, p) of ``scheme`` that index nearly all of the first ``n_screen`` lines, best first."""
@@ -339,6 +390,10 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
         x = x[first]
         counts, _ = _count_indexed(x, table, q_obs[:n_s], tol_screen[:n_s])
         x = x[counts >= n_s - allowed_miss]
+        if x.size == 0:
+            continue
+        x = _refine_trials(x, table_all, q_obs, tol_screen, n_s)
+        x = x[_physical(system.coefficients(x), params, system.name)]
         if x.size == 0:
             continue
         counts, n_calc = _count_indexed(x, table_all, q_obs, tol_screen)  # second stage: every line
@@ -511,6 +566,10 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
             group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
             found.extend(group_found)
             accepted = [s for s in group_found if _acceptable(s, params)]
+            if not accepted:
+                widened = _widen_partials(group_found, two_theta, wavelength, params, factor, deadline)
+                found.extend(widened)
+                accepted = [s for s in widened if _acceptable(s, params)]
             retry = None
             if accepted:
                 retry = max(accepted, key=lambda s: s.rank_score)
@@ -536,6 +595,36 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
         reason = (f"best solution is doubtful: M20 {solutions[0].m20:.1f}, "
                   f"{solutions[0].lines_total - solutions[0].lines_indexed} unindexed lines")
     return SearchResult(tuple(solutions), reason, time.perf_counter() - start)
+
+
+def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, wavelength: float, params: SearchParams,
+                    factor: float, deadline: float, n_best: int = 3) -> list[Solution]:
+    """The few best partial solutions of a group re-evaluated at the wider tolerances of ``params.widen``.
+
+    Noisier lines than the tolerance assumes leave a right cell with a high M20 but a few lines just outside the
+    tolerance; widening only those cells (not the whole search, which lets large false cells pass) finds it
+    before the descent to lower symmetry. A partial solution qualifies with M20 at least the threshold, no
+    dominant zone and at least 70 % of the lines indexed; a cubic one needs twice the threshold: a large false
+    cubic cell (one parameter) indexes nearly every line at a wider tolerance with M20 just over the threshold
+    (a hexagonal 9.2 x 5.2 A cell gave a cubic I 19.6 A partial solution with M20 29.5, widened to 24 of 25
+    lines with M20 20.6), while right cubic cells of noisy lines have partial M20 of 50 to 100."""
+    partial = [s for s in group_found if not s.zone and s.lines_indexed >= 0.7 * s.lines_total
+               and s.m20 >= params.m20_threshold * (2.0 if s.crystal_system == "cubic" else 1.0)]
+    partial = sorted(partial, key=lambda s: -s.rank_score)[:n_best]
+    out: list[Solution] = []
+    for wider in (f for f in params.widen if f > factor):
+        for s in partial:
+            if time.perf_counter() > deadline:
+                return out
+            system = MetricSystem.get(s.crystal_system)
+            x = system.parameters(np.array(s.q_coefficients))
+            tol_deg, screen_deg = params.tolerance * wider, params.screen_tolerance * wider
+            w = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, s.zero_shift)
+            if w is not None:
+                out.append(w)
+        if any(_acceptable(w, params) for w in out):
+            break
+    return out
 
 
 def _search_group(names: list[str], two_theta: np.ndarray, wavelength: float, params: SearchParams, factor: float,
