@@ -477,21 +477,43 @@ def _instrument_parameters(path: Path, title_lines: list[str]) -> dict[str, floa
                     out["kalpha_ratio"] = number
         else:
             for line in text.splitlines():
-                match = re.match(r"INS\s+\d+\s*ICONS\s+(.*)", line)
-                if match:
-                    fields = match.group(1).split()
-                    lam1 = _float_or_none(fields[0]) if fields else None
-                    lam2 = _float_or_none(fields[1]) if len(fields) > 1 else None
+                if re.match(r"INS\s+\d+\s*ICONS\b", line):
+                    lam1, lam2, ratio = _icons(line)
                     if lam1:
                         out["wavelength"] = lam1
                     if lam2:
                         out["kalpha2"] = lam2
-                        if len(fields) > 5 and _float_or_none(fields[5]):
-                            out["kalpha_ratio"] = float(fields[5])
+                        if ratio:
+                            out["kalpha_ratio"] = ratio
         if "wavelength" in out:
             out.pop("file")
             return out
     return {}
+
+
+def _icons(line: str) -> tuple[float | None, float | None, float | None]:
+    """Lambda1, lambda2 and the K-alpha2/K-alpha1 ratio of a GSAS ``INS  n ICONS`` record.
+
+    The record is fixed-format after its 12-character key (GSAS manual; GSAS-II ``GetPowderIparm``): LAM1 in
+    columns 1-10, LAM2 11-20, ZERO 21-30, POLA 41-50, IPOLA 51-55, KRATIO 56-65. Records written with other
+    widths are read as whitespace-separated fields in the same order (LAM1 LAM2 ZERO 0 POLA IPOLA KRATIO).
+
+    >>> _icons("INS  1 ICONS  1.540500  1.544300       0.0         0       0.7    0       0.5")
+    (1.5405, 1.5443, 0.5)
+    >>> _icons("INS  1 ICONS 0.7093 0 0")
+    (0.7093, None, None)
+    """
+    value = line[12:].rstrip()
+    columns = [value[0:10], value[10:20], value[55:65]]
+    try:
+        lam1, lam2 = float(columns[0]), float(columns[1] or 0)
+        ratio = float(columns[2]) if columns[2].strip() else None
+    except ValueError:
+        fields = value.split()
+        lam1 = _float_or_none(fields[0]) if fields else None
+        lam2 = _float_or_none(fields[1]) if len(fields) > 1 else None
+        ratio = _float_or_none(fields[6]) if len(fields) > 6 else None
+    return (_float_or_none(lam1), _float_or_none(lam2), _float_or_none(ratio))
 
 
 def _fixed(line: str, width: int) -> list[str]:
@@ -701,8 +723,9 @@ def read_pattern(path: str | os.PathLike[str], wavelength: float | None = None) 
                 with open(path, "rb") as handle:
                     magic = handle.read(8)
                 if magic.startswith(b"RAW"):
-                    raise PatternError(path, "Bruker .raw (binary) is not supported; export the scan as .xy or "
-                                             ".xrdml")
+                    raise PatternError(path, "a Bruker DIFFRAC .raw (binary) file, which xrdframe does not read "
+                                             "(no maintained reader package for it exists for Python 3.11); export "
+                                             "the scan as .xy or .xrdml")
             return _read_gsas(path, wavelength)
         if suffix in (".cif", ".mmcif", ".pdcif"):
             return _read_pd_cif(path, wavelength)
@@ -726,13 +749,40 @@ def _first_line(path: Path) -> str | None:
     return None
 
 
+#: A file with at least this many rows on an even 2theta grid is a profile, whatever its header says.
+_PROFILE_ROWS = 200
+
+
+def _evenly_stepped(path: Path) -> bool:
+    """Whether the file's first column holds at least :data:`_PROFILE_ROWS` values on an even grid (a profile)."""
+    values: list[float] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                token = re.split(r"[\s,;]+", line.strip(), maxsplit=1)[0]
+                if _is_number(token):
+                    values.append(float(token))
+                if len(values) > 4 * _PROFILE_ROWS:
+                    break
+    except OSError:
+        return False
+    if len(values) < _PROFILE_ROWS:
+        return False
+    steps = np.diff(np.asarray(values))
+    return bool(np.all(steps > 0) and np.std(steps) <= 0.01 * np.mean(steps))
+
+
 def is_peak_list(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a peak-list CSV: its first non-comment line starts with ``two_theta``."""
+    """Whether ``path`` is a peak-list CSV: its first non-comment line is a header whose first column is
+    ``two_theta`` -- unless the rows are a profile (hundreds of points on an even 2theta grid: a measured
+    pattern exported with a ``two_theta,intensity`` header)."""
     path = Path(path)
     if not path.is_file() or path.suffix.lower() in (".xrdml", ".cif"):
         return False
     first = _first_line(path)
-    return first is not None and first.lower().startswith("two_theta")
+    if first is None or re.split(r"[\s,;]+", first.strip(), maxsplit=1)[0].lower() != "two_theta":
+        return False
+    return not _evenly_stepped(path)
 
 
 def read_peak_list(path: str | os.PathLike[str], wavelength: float | None = None) -> ObservedPeaks:
