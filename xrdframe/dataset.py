@@ -49,6 +49,7 @@ __all__ = [
     "FORMAT",
     "SHARD_ARRAYS",
     "PeakDataset",
+    "file_sha256",
     "ShardData",
     "split_of",
     "verify_shard",
@@ -91,7 +92,8 @@ class ShardData:
     skipped: list[tuple[str, str]] = attrs.field(factory=list)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -141,7 +143,7 @@ def write_shard(shard_dir: Path, data: ShardData, info: dict[str, Any]) -> dict[
         (tmp / "skipped.csv").write_text(_csv_text(("source", "reason"), data.skipped), encoding="utf-8")
         files = sorted(p.name for p in tmp.iterdir())
         meta = dict(info, n_structures=len(data.structures), n_peaks=int(counts.sum()),
-                    n_skipped=len(data.skipped), sha256={f: _sha256(tmp / f) for f in files})
+                    n_skipped=len(data.skipped), sha256={f: file_sha256(tmp / f) for f in files})
         (tmp / "shard.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         if shard_dir.exists():
             shutil.rmtree(shard_dir)  # an incomplete or stale shard from an earlier run
@@ -166,7 +168,7 @@ def verify_shard(shard_dir: Path, expect: dict[str, Any] | None = None) -> dict[
         return None
     for name, digest in meta.get("sha256", {}).items():
         path = shard_dir / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or file_sha256(path) != digest:
             return None
     return meta
 

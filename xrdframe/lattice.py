@@ -27,10 +27,29 @@ import numpy as np
 
 __all__ = ["q_coefficients", "cell_from_q_coefficients", "q_values", "cell_volume", "two_theta_to_q",
            "q_to_two_theta", "Cell", "NiggliReduction", "LatticeMatch", "LatticeRMSE", "transform_cell",
-           "centring_matrix", "niggli_reduction", "niggli_cell", "bravais_lattice_of", "lattice_symmetry",
-           "conventional_cell", "same_lattice", "match_setting", "lattice_rmse"]
+           "centring_matrix", "centring_mask", "niggli_reduction", "niggli_cell", "bravais_lattice_of",
+           "lattice_symmetry", "conventional_cell", "same_lattice", "match_setting", "lattice_rmse"]
 
 Cell = tuple[float, float, float, float, float, float]
+
+
+def centring_mask(hkl: np.ndarray, centring: str) -> np.ndarray:
+    """Reflections allowed by a lattice centring (P, I, F, A, B, C, R obverse on hexagonal axes)."""
+    hkl = np.asarray(hkl, dtype=np.int64)
+    h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]  # noqa: E741 (Miller indices)
+    if centring == "I":
+        return (h + k + l) % 2 == 0
+    if centring == "F":
+        return ((h + k) % 2 == 0) & ((k + l) % 2 == 0)
+    if centring == "C":
+        return (h + k) % 2 == 0
+    if centring == "A":
+        return (k + l) % 2 == 0
+    if centring == "B":
+        return (h + l) % 2 == 0
+    if centring == "R":
+        return (-h + k + l) % 3 == 0
+    return np.ones(len(hkl), dtype=bool)
 
 
 def _metric(cell: Sequence[float]) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from xrdframe.files import atomic_path, write_text_atomic
+from xrdframe.lattice import centring_mask
 from xrdframe.metrics import LABELS, Outcome
 
 __all__ = ["peak_positions", "write_report"]
@@ -34,23 +35,6 @@ _SHORT = {"triclinic": "tric", "monoclinic": "mono", "orthorhombic": "orth", "te
 
 def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "unnamed"
-
-
-def _allowed(hkl: np.ndarray, centring: str) -> np.ndarray:
-    h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]  # noqa: E741 (Miller indices)
-    if centring == "I":
-        return (h + k + l) % 2 == 0
-    if centring == "F":
-        return ((h + k) % 2 == 0) & ((k + l) % 2 == 0)
-    if centring == "C":
-        return (h + k) % 2 == 0
-    if centring == "A":
-        return (k + l) % 2 == 0
-    if centring == "B":
-        return (h + l) % 2 == 0
-    if centring == "R":  # obverse setting on hexagonal axes
-        return (-h + k + l) % 3 == 0
-    return np.ones(len(hkl), dtype=bool)
 
 
 def peak_positions(cell: Sequence[float], wavelength: float, two_theta_range: tuple[float, float] = (0.0, 120.0),
@@ -65,7 +49,7 @@ def peak_positions(cell: Sequence[float], wavelength: float, two_theta_range: tu
     r = np.arange(-max_index, max_index + 1)
     hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
     hkl = hkl[np.any(hkl != 0, axis=1)]
-    hkl = hkl[_allowed(hkl, centring)]
+    hkl = hkl[centring_mask(hkl, centring)]
     q = q_values(hkl, q_coefficients(cell))
     s = wavelength * np.sqrt(np.clip(q, 0, None)) / 2.0
     s = s[(s > 0) & (s < 1)]

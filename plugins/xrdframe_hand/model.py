@@ -16,7 +16,6 @@ A saved model is two files side by side:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from xrdframe.dataset import file_sha256
 from xrdframe.errors import XrdframeError
 from xrdframe.files import atomic_path, write_json_atomic
 from xrdframe_hand.features import FeatureDefinition
@@ -63,14 +63,6 @@ class HandModel:
     path: Path | None = None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_model(model: HandModel, folder: Path, compress: bool = True) -> Path:
     """Write ``model.skops`` then ``model.json`` into ``folder`` (each atomically); return the JSON's path."""
     import skops.io
@@ -82,7 +74,7 @@ def save_model(model: HandModel, folder: Path, compress: bool = True) -> Path:
         skops.io.dump({name: model.estimators[name] for name in LABELS}, tmp,
                       compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED,
                       compresslevel=9 if compress else None)
-    meta = dict(model.meta, format=FORMAT, model_file=MODEL_FILE, sha256=_sha256(target),
+    meta = dict(model.meta, format=FORMAT, model_file=MODEL_FILE, sha256=file_sha256(target),
                 bytes=target.stat().st_size, features=model.definition.to_dict())
     write_json_atomic(folder / META_FILE, meta)
     model.meta, model.path = meta, target
@@ -120,7 +112,7 @@ def load_model(path: str | Path) -> HandModel:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise XrdframeError(f"{meta_path}: not a hand model (format {found!r}, expected {FORMAT!r})")
-    if meta.get("sha256") != _sha256(skops_path):
+    if meta.get("sha256") != file_sha256(skops_path):
         raise XrdframeError(f"{skops_path}: corrupt or replaced (SHA-256 differs from the one in {meta_path.name})")
     try:
         definition = FeatureDefinition.from_dict(meta["features"])

@@ -17,7 +17,7 @@ from functools import lru_cache
 import attrs
 import numpy as np
 
-from xrdframe.lattice import two_theta_to_q
+from xrdframe.lattice import centring_mask, two_theta_to_q
 
 from .systems import MetricSystem, hkl_half_space, terms6
 
@@ -34,25 +34,6 @@ CENTRINGS = {"cubic": ("F", "I"), "tetragonal": ("I", "C", "F"), "hexagonal": ("
 
 #: Largest Miller index enumerated along any axis.
 MAX_INDEX = 60
-
-
-def centring_mask(hkl: np.ndarray, centring: str) -> np.ndarray:
-    """Reflections allowed by a lattice centring (P, I, F, A, B, C, R obverse on hexagonal axes)."""
-    hkl = np.asarray(hkl, dtype=np.int64)
-    h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]  # noqa: E741 (Miller indices)
-    if centring == "I":
-        return (h + k + l) % 2 == 0
-    if centring == "F":
-        return ((h + k) % 2 == 0) & ((k + l) % 2 == 0)
-    if centring == "C":
-        return (h + k) % 2 == 0
-    if centring == "A":
-        return (k + l) % 2 == 0
-    if centring == "B":
-        return (h + l) % 2 == 0
-    if centring == "R":
-        return (-h + k + l) % 3 == 0
-    return np.ones(len(hkl), dtype=bool)
 
 
 def reflections(coeffs: np.ndarray, q_max: float, centring: str = "P") -> tuple[np.ndarray, np.ndarray]:
