@@ -112,3 +112,13 @@ def test_index_needs_a_wavelength_and_a_readable_file(tmp_path: Path, capsys: py
     assert "--wavelength" in capsys.readouterr().err
     assert main(["index", str(tmp_path / "missing.xy"), "--wavelength", "1.5406"]) == 2
     assert "missing.xy" in capsys.readouterr().err
+
+
+def test_index_with_a_symmetry_only_indexer_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--indexer hand`` (the shipped default) predicts labels but no cell: the table says which."""
+    pytest.importorskip("skops")
+    path = write_csv(tmp_path / "nacl.csv", peak_list("NaCl", noise=0.005))
+    assert main(["index", str(path), "--wavelength", "1.5406", "--indexer", "hand"]) == 0
+    out = capsys.readouterr().out
+    assert "prediction: crystal system" in out
+    assert "no cell candidates: indexer hand predicts symmetry, not a cell" in out

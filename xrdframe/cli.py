@@ -308,7 +308,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
             labels.append(f"space group {prediction.space_group}")
         print("prediction: " + ", ".join(labels))
     if not candidates:
-        print(f"no candidates: {prediction.reason or 'nothing indexed'}")
+        if prediction.reason:
+            print(f"no cell candidates: {prediction.reason}")
+        elif prediction.crystal_system is not None:
+            print(f"no cell candidates: indexer {args.indexer} predicts symmetry, not a cell")
+        else:
+            print("no cell candidates: nothing indexed")
         return EXIT_OK
     header = (f"{'#':>2} {'system':<12} {'lattice':<7} {'a':>8} {'b':>8} {'c':>8} {'alpha':>7} {'beta':>7} "
               f"{'gamma':>7} {'volume':>9} {'M20':>7} {'F_N':>7} {'lines':>7}  extinction group")
