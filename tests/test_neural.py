@@ -22,7 +22,7 @@ from xrdframe_neural.model import (
     predicted_labels,
     save_model,
 )
-from xrdframe_neural.resample import convert_two_theta, resample_profile
+from xrdframe_neural.resample import convert_two_theta, render_peaks, resample_profile
 from xrdframe_neural.trainer import fit_temperatures, learning_rate_at
 
 import xrdframe
@@ -337,3 +337,18 @@ def test_indexer_predicts_from_a_checkpoint_on_any_grid(tmp_path: Path) -> None:
     assert batch[4].crystal_system is None and "range" in batch[4].reason
     with pytest.raises(XrdframeError, match="not a 'difcon' one"):
         xrdframe.create("indexer", "difcon", checkpoint=str(tmp_path / "m.safetensors")).predict(patterns[0])
+
+
+def test_a_peak_list_is_drawn_as_gaussians_at_the_converted_positions() -> None:
+    """``render_peaks`` against the Gaussian sum written out over every bin (Mo list drawn on a Cu grid)."""
+    grid = TwoThetaGrid(5.0, 90.0, 0.04)
+    two_theta_mo = np.array([10.0, 10.03, 20.0, 38.5])  # two overlapping peaks, one near the grid's top at Cu
+    intensity = np.array([100.0, 40.0, 7.0, 12.0])
+    got = render_peaks(two_theta_mo, intensity, 0.7093, grid, 1.5406, fwhm=0.1)
+    x = convert_two_theta(two_theta_mo, 0.7093, 1.5406)
+    sigma = 0.1 / 2.354820045
+    centers = grid.centers().numpy()
+    expected = (intensity[:, None] * np.exp(-0.5 * ((centers[None, :] - x[:, None]) / sigma) ** 2)).sum(axis=0)
+    assert got.shape == (grid.n_bins,)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)  # the window cuts tails below 4e-6 of a peak
+    assert np.argmax(got) == np.argmin(np.abs(centers - x[0]))

@@ -16,6 +16,7 @@ ValueError: must be > 0, got -1.0
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -29,6 +30,7 @@ __all__ = [
     "law_positive",
     "law_text",
     "non_negative",
+    "optional_positive",
     "positive",
     "probability",
     "two_theta_range",
@@ -45,6 +47,12 @@ def non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> Non
     """The value is >= 0."""
     if not value >= 0:
         raise ValueError(f"must be >= 0, got {value}")
+
+
+def optional_positive(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    """The value is null or a finite number > 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be null or > 0, got {value}")
 
 
 def probability(instance: Any, attribute: attrs.Attribute, value: float) -> None:

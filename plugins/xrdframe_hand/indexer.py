@@ -32,7 +32,7 @@ from xrdframe.indexing import Prediction
 from xrdframe.pattern import ObservedPeaks, Pattern
 from xrdframe.peak_picking import PeakPickingParams, pick_peaks
 from xrdframe.symmetry import CRYSTAL_SYSTEMS, crystal_system
-from xrdframe.validators import non_negative, positive
+from xrdframe.validators import non_negative, optional_positive, positive
 from xrdframe_hand.features import CU_WAVELENGTH, FEATURE_NAMES, TWO_THETA_MAX, FeatureDefinition, features
 from xrdframe_hand.model import LABELS, HandModel, load_model, save_model
 
@@ -54,11 +54,6 @@ def _fraction(instance: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"must be in (0, 1], got {value}")
 
 
-def _optional_positive(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"must be > 0 or null, got {value}")
-
-
 def _threshold(instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"must be in [0, 1), got {value}")
@@ -74,17 +69,17 @@ class HandParams:
                            "forest (Breiman 2001)")
     n_estimators: int = param(100, doc="training: trees per ensemble", validator=positive)
     max_depth: int | None = param(None, doc="training: largest tree depth; null: unlimited",
-                                  validator=_optional_positive)
+                                  validator=optional_positive)
     min_samples_leaf: int = param(1, doc="training: fewest training vectors in a leaf", validator=positive)
     max_leaf_nodes: int | None = param(None, doc="training: most leaves per tree (best-first growth); null: "
-                                                 "unlimited", validator=_optional_positive)
+                                                 "unlimited", validator=optional_positive)
     max_features: float = param(0.3, doc="training: fraction of the 11 features tried at each split (0.3: 3 "
                                          "features, about sqrt(11))", validator=_fraction)
     bootstrap: bool | None = param(None, doc="training: draw a bootstrap sample per tree; null: the ensemble's "
                                              "default (no for extra_trees, yes for random_forest)")
     views: int | None = param(None, doc="training: independently augmented feature vectors per training "
                                         "structure; null: the train task's trainer.epochs",
-                              validator=_optional_positive)
+                              validator=optional_positive)
     intensity_threshold: float = param(
         0.01, unit="fraction of the strongest line", validator=_threshold,
         doc="training: lines weaker than this are dropped before the features are taken, so simulated lists "

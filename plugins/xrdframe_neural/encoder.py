@@ -32,7 +32,7 @@ from xrdframe.validators import positive
 __all__ = ["ResNet1d", "ResNet1dParams"]
 
 
-def _widths(instance: object, attribute: attrs.Attribute, value: list[int]) -> None:
+def positive_widths(instance: object, attribute: attrs.Attribute, value: list[int]) -> None:
     if not value or any(int(w) < 1 for w in value):
         raise ValueError(f"must be a non-empty list of positive channel counts, got {value}")
 
@@ -45,7 +45,7 @@ def _odd(instance: object, attribute: attrs.Attribute, value: int) -> None:
 @attrs.frozen
 class ResNet1dParams:
     widths: list[int] = param(factory=lambda: [32, 64, 128, 256], doc="channels of each stage (one stage per "
-                              "entry; every stage after the first halves the length)", validator=_widths)
+                              "entry; every stage after the first halves the length)", validator=positive_widths)
     depth: int = param(2, doc="residual blocks per stage", validator=positive)
     kernel: int = param(7, doc="taps of the convolutions in the residual blocks (odd)", validator=_odd)
     stem_width: int = param(32, doc="channels of the stem convolution", validator=positive)

@@ -30,6 +30,7 @@ from xrdframe.indexing import Prediction
 from xrdframe.pattern import ObservedPeaks, Pattern
 from xrdframe.symmetry import CRYSTAL_SYSTEMS
 from xrdframe.validators import non_negative, positive, two_theta_range
+from xrdframe_neural.encoder import positive_widths
 
 __all__ = ["Cnn", "CnnParams", "Difcon", "DifconParams", "DEFAULT_DIR"]
 
@@ -44,11 +45,6 @@ def _loss_weights(instance: object, attribute: attrs.Attribute, value: dict[str,
         raise ValueError(f"unknown label {bad[0]!r}; labels: {', '.join(sorted(allowed))}")
     if any(v < 0 for v in value.values()):
         raise ValueError(f"weights must be >= 0, got {value}")
-
-
-def _widths(instance: object, attribute: attrs.Attribute, value: list[int]) -> None:
-    if any(int(w) < 1 for w in value):
-        raise ValueError(f"must be positive widths, got {value}")
 
 
 @attrs.frozen
@@ -114,7 +110,7 @@ def _default_projector() -> list[int]:
 @attrs.frozen
 class DifconParams(NeuralParams):
     projector: list[int] = param(factory=_default_projector, doc="widths of the projector MLP (Linear, LayerNorm, "
-                                 "ReLU between layers); the last is the embedding size", validator=_widths)
+                                 "ReLU between layers); the last is the embedding size", validator=positive_widths)
     representation_loss: RepresentationLossRef | None = param(
         None, doc="loss on the embeddings of the two views (a 'representation_loss'); null: barlow_twins")
     representation_weight: float = param(0.005, doc="weight of the representation loss against the "

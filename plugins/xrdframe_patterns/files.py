@@ -26,6 +26,7 @@ import attrs
 from xrdframe.component import param
 from xrdframe.pattern import Pattern, PatternError, is_peak_list, read_pattern, read_peak_list
 from xrdframe.sources import LabelledPattern
+from xrdframe.validators import optional_positive
 
 __all__ = ["PATTERN_SUFFIXES", "PatternFiles", "PatternFilesParams"]
 
@@ -35,18 +36,13 @@ PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat", ".xrdml", ".fxye", ".
 _CELL = ("a", "b", "c", "alpha", "beta", "gamma")
 
 
-def _optional_positive(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"must be null or a positive number of Angstrom, got {value}")
-
-
 @attrs.frozen
 class PatternFilesParams:
     index: Path | None = param(None, doc="an index.csv (columns path, wavelength, optional space_group, a, b, c, "
                                          "alpha, beta, gamma; paths relative to the CSV)")
     glob: str | None = param(None, doc="instead of index: a glob of pattern files (data/lab/*.xy) or a folder, "
                                        "read without labels")
-    wavelength: float | None = param(None, unit="Angstrom", validator=_optional_positive,
+    wavelength: float | None = param(None, unit="Angstrom", validator=optional_positive,
                                      doc="used for the files whose file and index row give no wavelength "
                                          "(null: such a file is an error)")
 

@@ -29,7 +29,7 @@ from xrdframe.component import AugmentationRef, param
 from xrdframe.errors import XrdframeError
 from xrdframe.pattern import Pattern
 from xrdframe.sources import LabelledPattern
-from xrdframe.validators import positive, two_theta_range
+from xrdframe.validators import optional_positive, positive, two_theta_range
 
 __all__ = ["CHUNK", "INVARIANCE_REGIME", "TRAINING_REGIME", "Equivariance", "Invariance", "SimulatedParams"]
 
@@ -71,11 +71,6 @@ INVARIANCE_REGIME: tuple[dict[str, Any], ...] = (
 )
 
 
-def _optional_positive_int(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"must be null (all) or a positive integer, got {value}")
-
-
 @attrs.frozen
 class SimulatedParams:
     data: Path = param(doc="a peak dataset directory (the output of task 'simulate')")
@@ -89,7 +84,7 @@ class SimulatedParams:
     two_theta: tuple[float, float] = param((0.0, 120.0), unit="deg", validator=two_theta_range,
                                            doc="[start, stop] of the profiles' 2theta grid")
     step: float = param(0.02, unit="deg", validator=positive, doc="bin width of the grid")
-    limit: int | None = param(None, validator=_optional_positive_int,
+    limit: int | None = param(None, validator=optional_positive,
                               doc="at most this many structures of the split, drawn with the run's seed (null: all)")
     views: int = param(1, validator=positive, doc="profiles per structure, each with its own random draws")
 

@@ -13,7 +13,6 @@ Outputs (``output``, each written atomically): ``metrics.json`` (``{test_set: {i
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import signal
 import threading
@@ -32,7 +31,7 @@ from xrdframe.metrics import LABELS, Outcome, cell_rmse, summarize
 from xrdframe.pattern import ObservedPeaks, Pattern
 from xrdframe.run import RunContext
 from xrdframe.sources import LabelledPattern
-from xrdframe.validators import positive
+from xrdframe.validators import optional_positive, positive
 
 __all__ = ["PREDICTION_COLUMNS", "TRUE_COLUMNS", "Evaluate", "EvaluateParams", "PatternTimeout", "file_label",
            "outcome_rows", "read_source", "run_indexer", "time_limit", "truth_of"]
@@ -48,11 +47,6 @@ STATUS_COLUMNS = ("lattice_rmse_length", "lattice_rmse_angle", "status", "reason
 def _not_empty(instance: object, attribute: attrs.Attribute, value: dict) -> None:
     if not value:
         raise ValueError("must name at least one entry")
-
-
-def _optional_timeout(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"must be null or a positive number of seconds, got {value}")
 
 
 class PatternTimeout(BaseException):
@@ -92,7 +86,7 @@ class EvaluateParams:
     figures: bool = param(True, doc="draw the PNG figures of report.md (confusion matrices, accuracy by crystal "
                                     "system, patterns with the predicted cells' peak ticks)")
     examples: int = param(3, validator=positive, doc="patterns per test set drawn with the predicted peak ticks")
-    timeout: float | None = param(None, unit="s", validator=_optional_timeout,
+    timeout: float | None = param(None, unit="s", validator=optional_positive,
                                   doc="wall time one indexer may spend on one pattern; beyond it the pattern is "
                                       "recorded as failed ('timed out') and the next one starts (null: no limit)")
 

@@ -15,8 +15,7 @@ from xrdframe.component import IndexerRef, PatternSourceRef, param
 from xrdframe.dataset import write_csv_atomic
 from xrdframe.errors import XrdframeError
 from xrdframe.run import RunContext
-from xrdframe.validators import positive
-from xrdframe_tasks.evaluate import _optional_timeout
+from xrdframe.validators import optional_positive, positive
 
 __all__ = ["Predict", "PredictParams"]
 
@@ -27,7 +26,7 @@ class PredictParams:
     indexer: IndexerRef = param(doc="the indexer that predicts")
     batch_size: int = param(64, validator=positive,
                             doc="patterns per predict_batch call, for indexers that predict in batches")
-    timeout: float | None = param(None, unit="s", validator=_optional_timeout,
+    timeout: float | None = param(None, unit="s", validator=optional_positive,
                                   doc="wall time the indexer may spend on one pattern; beyond it the pattern is "
                                       "recorded as failed ('timed out') (null: no limit)")
 
