@@ -256,6 +256,18 @@ def test_coarse_patterns_are_interpolated_and_the_mean_is_kept() -> None:
     assert part[:90].max() == 0.0 and part[-200:].max() == 0.0 and part[150] == pytest.approx(1.0)
 
 
+def test_bin_means_of_a_linear_profile_and_of_unsorted_points() -> None:
+    """y = 2 x + 1 sampled irregularly: the mean over a bin is the value at its centre; shuffled points give
+    the same profile."""
+    rng = np.random.default_rng(3)
+    grid = TwoThetaGrid(10.0, 20.0, 0.5)
+    x = np.sort(np.concatenate([[5.0, 25.0], rng.uniform(5.0, 25.0, 300)]))
+    out = resample_profile(x, 2 * x + 1, 1.5406, grid, 1.5406)
+    np.testing.assert_allclose(out, 2 * grid.centers().numpy() + 1, rtol=1e-5)
+    perm = rng.permutation(x.size)
+    np.testing.assert_array_equal(resample_profile(x[perm], 2 * x[perm] + 1, 1.5406, grid, 1.5406), out)
+
+
 # ---- checkpoints -------------------------------------------------------------------------------------------
 
 

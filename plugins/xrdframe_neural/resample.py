@@ -48,23 +48,22 @@ def resample_profile(two_theta: np.ndarray, intensity: np.ndarray, wavelength: f
     out = np.zeros(grid.n_bins, dtype=np.float32)
     if x.size < 2:
         return out
-    order = np.argsort(x, kind="stable")
-    x, y = x[order], y[order]
+    if np.any(x[1:] < x[:-1]):  # measured scans are ascending: sort only when they are not
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
     edges = grid.start + grid.step * np.arange(grid.n_bins + 1)
-    # integral of the piecewise-linear profile, F(x), then bin means (F(hi) - F(lo)) / width over the covered part
+    # integral of the piecewise-linear profile F(t), evaluated once at every (clipped) bin edge; the bin mean
+    # over the covered part is (F(hi) - F(lo)) / (hi - lo)
     cum = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(x))])
-    lo = np.clip(edges[:-1], x[0], x[-1])
-    hi = np.clip(edges[1:], x[0], x[-1])
-
-    def integral(t: np.ndarray) -> np.ndarray:
-        i = np.clip(np.searchsorted(x, t, side="right") - 1, 0, len(x) - 2)
-        dx = t - x[i]
-        slope = (y[i + 1] - y[i]) / np.where(x[i + 1] > x[i], x[i + 1] - x[i], 1.0)
-        return cum[i] + y[i] * dx + 0.5 * slope * dx * dx
-
-    width = hi - lo
+    t = np.clip(edges, x[0], x[-1])
+    i = np.clip(np.searchsorted(x, t, side="right") - 1, 0, len(x) - 2)
+    dx = t - x[i]
+    run = x[i + 1] - x[i]
+    slope = (y[i + 1] - y[i]) / np.where(run > 0, run, 1.0)
+    integral = cum[i] + y[i] * dx + 0.5 * slope * dx * dx
+    width = np.diff(t)
     covered = width > 1e-12
-    out[covered] = ((integral(hi[covered]) - integral(lo[covered])) / width[covered]).astype(np.float32)
+    out[covered] = (np.diff(integral)[covered] / width[covered]).astype(np.float32)
     return out
 
 

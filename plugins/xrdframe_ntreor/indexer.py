@@ -154,7 +154,6 @@ class Ntreor:
         """
         p = self.params
         out: list[CellCandidate] = []
-        rank: dict[int, float] = {}
         seen: list[np.ndarray] = []
         two_theta = np.asarray(peaks.two_theta, dtype=float)
         for solution in solutions:
@@ -182,9 +181,8 @@ class Ntreor:
                 volume=cell_volume(cell), m20=solution.m20, f_n=solution.f_n, n_lines=solution.n_lines,
                 lines_indexed=solution.lines_indexed, lines_total=solution.lines_total,
                 zero_shift=solution.zero_shift, hkl=hkl, **fields))
-            rank[id(out[-1])] = solution.rank_score if np.isfinite(solution.rank_score) else 1e300
-        # the search's ranking (M20 with unindexed lines penalised), then the smallest volume
-        out.sort(key=lambda c: (-rank[id(c)], c.volume))
+        # in the search's order: acceptable solutions first, then M20 with unindexed lines penalised, then the
+        # smallest volume
         return tuple(out[:p.max_candidates])
 
 

@@ -24,8 +24,9 @@ tetragonal, hexagonal/trigonal, orthorhombic, monoclinic, triclinic):
    over half the tolerance is searched once more from the corrected lines (as is the best partial one of a
    failed high-symmetry group); the descent stops at the first group with an acceptable solution.
 
-Equivalent solutions (same Niggli-reduced primitive cell) collapse into the best-ranked one; ranking is by
-M20 / (1 + unindexed lines) (GSAS-II counts those among the first 20), then smallest volume.
+Equivalent solutions (same Niggli-reduced primitive cell) collapse into the best-ranked one; acceptable
+solutions rank before the others, and within each part by M20 / (1 + unindexed lines) (GSAS-II counts those
+among the first 20), then smallest volume.
 """
 
 from __future__ import annotations
@@ -43,7 +44,16 @@ from xrdframe.lattice import niggli_cell as lattice_niggli_cell
 
 from .merit import f_n, m20
 from .metric_symmetry import higher_metric_cells
-from .refine import Indexing, detect_centring, halve_axes, halving_options, is_zone, q_gradient, refine_indexing
+from .refine import (
+    Indexing,
+    detect_centring,
+    halve_axes,
+    halving_options,
+    is_zone,
+    q_gradient,
+    refine_indexing,
+    reflections,
+)
 from .systems import SYSTEMS, MetricSystem
 
 __all__ = ["SearchParams", "Solution", "SearchResult", "search", "validate_lines", "niggli_cell"]
@@ -75,6 +85,9 @@ class SearchParams:
     :ivar max_unindexed: unindexed lines (of ``max_lines``; proportionally fewer for fewer lines) an acceptable
         solution may leave.
     :ivar m20_threshold: an acceptable solution with M20 at least this stops the descent to lower symmetry.
+    :ivar max_chance_growth: an acceptable cell is replaced by a doubled one indexing its unindexed lines only
+        when the probability that those lines coincide with the doubled cell's reflections by chance is below
+        this (impurity lines are otherwise indexed by a false supercell at half the M20).
     :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together.
     :ivar systems: crystal systems to try ('trigonal' means 'hexagonal': one metric).
     :ivar basis_lines: lines from which basis sets are drawn (the first ones).
@@ -101,6 +114,7 @@ class SearchParams:
     min_volume: float = 10.0
     max_unindexed: int = 2
     m20_threshold: float = 20.0
+    max_chance_growth: float = 0.05
     time_budget: float = 60.0
     systems: tuple[str, ...] = attrs.field(default=SYSTEMS, converter=_systems)
     basis_lines: int = 7
@@ -480,7 +494,34 @@ def _grow(system: MetricSystem, s: Solution, two_theta: np.ndarray, wavelength: 
                           zero_start)
         if grown is not None and grown.lines_indexed > best.lines_indexed:
             best = grown
-    return best
+    if best is s or not _acceptable(s, params):
+        return best
+    # the cell was acceptable: its few unindexed lines may be impurities, which a cell of twice the volume
+    # indexes by chance about as often as not; keep the larger cell only when it is acceptable itself (its M20
+    # is not halved below the threshold by the reflections it predicts and nobody observed) and chance is an
+    # unlikely explanation of the lines it adds
+    if not _acceptable(best, params):
+        return s
+    return best if _chance_coincidence(s, best, two_theta, wavelength) < params.max_chance_growth else s
+
+
+def _chance_coincidence(s: Solution, grown: Solution, two_theta: np.ndarray, wavelength: float) -> float:
+    """Probability that the lines ``grown`` indexes and ``s`` does not fall within tolerance of one of the grown
+    cell's reflections by chance: the product over those lines of 1 - exp(-lambda), with lambda the expected
+    number of reflections within the tolerance window from the reflection density of the grown cell near the
+    line (over a window ten tolerances wide)."""
+    new = (np.abs(grown.hkl).sum(axis=1) > 0) & (np.abs(s.hkl).sum(axis=1) == 0)
+    if not np.any(new):
+        return 1.0
+    q_obs = two_theta_to_q(two_theta - grown.zero_shift, wavelength)
+    tol_q = q_gradient(two_theta, wavelength) * grown.tolerance
+    _, q_calc = reflections(np.array(grown.q_coefficients), float(q_obs.max() + 10 * tol_q.max()), grown.centring)
+    q_new, w_new = q_obs[new], tol_q[new]
+    # distinct reflection positions (coincident Q of symmetry-equivalent indices count once)
+    q_calc = np.unique(np.round(q_calc, 10))
+    near = np.abs(q_calc[None, :] - q_new[:, None]) <= 5.0 * w_new[:, None]
+    expected = near.sum(axis=1) * (2.0 * w_new) / (10.0 * w_new)
+    return float(np.prod(1.0 - np.exp(-expected)))
 
 
 def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
@@ -513,9 +554,11 @@ def _acceptable(s: Solution, params: SearchParams) -> bool:
     return not s.zone and s.lines_total - s.lines_indexed <= allowed and s.m20 >= threshold
 
 
-def _collapse(solutions: list[Solution]) -> list[Solution]:
-    """Best-ranked first; drop solutions whose Niggli-reduced primitive cell equals a better one's."""
-    ordered = sorted(solutions, key=lambda s: (-s.rank_score, s.volume))
+def _collapse(solutions: list[Solution], params: SearchParams) -> list[Solution]:
+    """Acceptable solutions first, each part best-ranked first; drop solutions whose Niggli-reduced primitive
+    cell equals a better one's. (A right cell leaving two impurity lines unindexed ranks below a doubled cell
+    that indexes them at half its M20, but only the first is acceptable.)"""
+    ordered = sorted(solutions, key=lambda s: (not _acceptable(s, params), -s.rank_score, s.volume))
     kept: list[Solution] = []
     reduced_kept = np.zeros((0, 6))
     for s in ordered:
@@ -587,7 +630,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                 break
         if any(_acceptable(s, params) for s in found):
             break
-    solutions = _collapse(found)[:params.max_solutions]
+    solutions = _collapse(found, params)[:params.max_solutions]
     reason = None
     if not solutions:
         reason = "no trial cell indexes the lines within tolerance"
@@ -604,12 +647,20 @@ def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, waveleng
     Noisier lines than the tolerance assumes leave a right cell with a high M20 but a few lines just outside the
     tolerance; widening only those cells (not the whole search, which lets large false cells pass) finds it
     before the descent to lower symmetry. A partial solution qualifies with M20 at least the threshold, no
-    dominant zone and at least 70 % of the lines indexed; a cubic one needs twice the threshold: a large false
+    dominant zone and at least 70 % of the lines indexed, or down to 45 % of them with the threshold raised by
+    (0.7 / fraction)^2 (0.03 deg noise leaves a right cubic cell 12 of 25 lines within 0.03 deg, at M20 130);
+    a cubic one needs twice the threshold: a large false
     cubic cell (one parameter) indexes nearly every line at a wider tolerance with M20 just over the threshold
     (a hexagonal 9.2 x 5.2 A cell gave a cubic I 19.6 A partial solution with M20 29.5, widened to 24 of 25
     lines with M20 20.6), while right cubic cells of noisy lines have partial M20 of 50 to 100."""
-    partial = [s for s in group_found if not s.zone and s.lines_indexed >= 0.7 * s.lines_total
-               and s.m20 >= params.m20_threshold * (2.0 if s.crystal_system == "cubic" else 1.0)]
+    def qualifies(s: Solution) -> bool:
+        fraction = s.lines_indexed / s.lines_total
+        threshold = params.m20_threshold * (2.0 if s.crystal_system == "cubic" else 1.0)
+        # fewer lines indexed need a higher M20 (scaled by (0.7 / fraction)^2), down to 45 % of the lines
+        return (not s.zone and fraction >= 0.45
+                and s.m20 >= threshold * max(1.0, (0.7 / fraction) ** 2))
+
+    partial = [s for s in group_found if qualifies(s)]
     partial = sorted(partial, key=lambda s: -s.rank_score)[:n_best]
     out: list[Solution] = []
     for wider in (f for f in params.widen if f > factor):
