@@ -3,6 +3,7 @@ two-process data parallelism, prediction from the trained files and the shipped 
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 from pathlib import Path
@@ -78,6 +79,22 @@ def test_train_through_a_spec_then_predict(tmp_path: Path, peaks: Path, name: st
         prediction = indexer.predict(a_pattern())
         assert prediction.crystal_system in CRYSTAL_SYSTEMS and prediction.reason is None
         assert len(prediction.top_k["space_group"]) == 5
+
+
+def test_tensorboard_scalars_match_the_csv_log(tmp_path: Path, peaks: Path) -> None:
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'xrdframe[tensorboard]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    run(train_spec(out, peaks, "cnn", epochs=2, augment_mode="static"))
+    rows = list(csv.DictReader((out / "log.csv").read_text().splitlines()))
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"train_loss", "val_loss", "val_cs_acc", "lr", "data_share"} <= set(events.Tags()["scalars"])
+    for key in ("train_loss", "val_loss", "val_cs_acc"):
+        scalars = events.Scalars(key)
+        assert [e.step for e in scalars] == [1, 2]
+        np.testing.assert_allclose([e.value for e in scalars], [float(r[key]) for r in rows], rtol=1e-5)
 
 
 def final_tensors(out: Path) -> dict[str, torch.Tensor]:
