@@ -524,6 +524,29 @@ def _chance_coincidence(s: Solution, grown: Solution, two_theta: np.ndarray, wav
     return float(np.prod(1.0 - np.exp(-expected)))
 
 
+#: Cells of lower symmetry with one axis halved: a cubic cell's c (tetragonal), a tetragonal cell's a
+#: (orthorhombic).
+_HALVED_LOWER = {"cubic": "tetragonal", "tetragonal": "orthorhombic"}
+
+
+def _halve_lower(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
+                 params: SearchParams, zero_start: float) -> Solution:
+    """The cell of lower symmetry with one axis halved, when it indexes as many lines (de Wolff: the smallest
+    cell that indexes every line). A tetragonal 11.77 x 11.77 x 8.22 A cell whose lines all have h even is the
+    orthorhombic 5.88 x 11.77 x 8.22 A one: the twofold volume predicts reflections nobody observed."""
+    if s.crystal_system not in _HALVED_LOWER:
+        return s
+    lower = MetricSystem.get(_HALVED_LOWER[s.crystal_system])
+    a, _, c = s.q_coefficients[:3]  # A = 1/a^2 (x 4 when a is halved), C = 1/c^2
+    x = np.array([a, 4.0 * c]) if lower.name == "tetragonal" else np.array([4.0 * a, a, c])
+    if not _physical(lower.coefficients(x), params, lower.name)[0]:
+        return s
+    halved = _evaluate(lower, x[None, :], two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
+    if halved is None or halved.lines_indexed < s.lines_indexed or halved.volume > 0.75 * s.volume:
+        return s
+    return halved
+
+
 def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
              params: SearchParams, zero_start: float) -> Solution:
     """The solution refined in a higher crystal system when its lattice has that metric symmetry and the higher
@@ -714,6 +737,8 @@ def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: floa
             s = _evaluate(system, x[None, :], two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
             if s is not None and 0 < s.lines_total - s.lines_indexed:
                 s = _grow(system, s, two_theta, wavelength, tol_deg, params, zero_start)
+            if s is not None and system.name in _HALVED_LOWER:
+                s = _halve_lower(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
             if s is not None and system.name in ("monoclinic", "triclinic"):
                 s = _promote(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
             extra -= 1
