@@ -671,7 +671,8 @@ def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, waveleng
     tolerance; widening only those cells (not the whole search, which lets large false cells pass) finds it
     before the descent to lower symmetry. A partial solution qualifies with M20 at least the threshold, no
     dominant zone and at least 70 % of the lines indexed, or down to 45 % of them with the threshold raised by
-    (0.7 / fraction)^2 (0.03 deg noise leaves a right cubic cell 12 of 25 lines within 0.03 deg, at M20 130);
+    0.7 / fraction (0.03 deg noise leaves a right cubic cell 12 of 25 lines within 0.03 deg, at M20 130, and
+    a right hexagonal 9.7 x 19.3 A cell 13 of 25, at M20 28.6);
     a cubic one needs twice the threshold: a large false
     cubic cell (one parameter) indexes nearly every line at a wider tolerance with M20 just over the threshold
     (a hexagonal 9.2 x 5.2 A cell gave a cubic I 19.6 A partial solution with M20 29.5, widened to 24 of 25
@@ -679,23 +680,27 @@ def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, waveleng
     def qualifies(s: Solution) -> bool:
         fraction = s.lines_indexed / s.lines_total
         threshold = params.m20_threshold * (2.0 if s.crystal_system == "cubic" else 1.0)
-        # fewer lines indexed need a higher M20 (scaled by (0.7 / fraction)^2), down to 45 % of the lines
-        return (not s.zone and fraction >= 0.45
-                and s.m20 >= threshold * max(1.0, (0.7 / fraction) ** 2))
+        # fewer lines indexed need a higher M20 (scaled by 0.7 / fraction), down to 45 % of the lines
+        return not s.zone and fraction >= 0.45 and s.m20 >= threshold * max(1.0, 0.7 / fraction)
 
     partial = [s for s in group_found if qualifies(s)]
     partial = sorted(partial, key=lambda s: -s.rank_score)[:n_best]
     out: list[Solution] = []
     for wider in (f for f in params.widen if f > factor):
-        for s in partial:
+        # each widening starts from the cell refined at the previous one (a cell refined on half the lines is
+        # off enough to misassign dense high-angle lines at once); the cell is refined already, so it is
+        # indexed at the refinement tolerance, not the wider screening tolerance of raw trial cells
+        tol_deg = params.tolerance * wider
+        for i, s in enumerate(partial):
             if time.perf_counter() > deadline:
                 return out
             system = MetricSystem.get(s.crystal_system)
             x = system.parameters(np.array(s.q_coefficients))
-            tol_deg, screen_deg = params.tolerance * wider, params.screen_tolerance * wider
-            w = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, s.zero_shift)
+            w = _evaluate(system, x, two_theta, wavelength, tol_deg, tol_deg, params, s.zero_shift)
             if w is not None:
                 out.append(w)
+                if w.lines_indexed >= s.lines_indexed:
+                    partial[i] = w
         if any(_acceptable(w, params) for w in out):
             break
     return out
