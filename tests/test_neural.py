@@ -351,6 +351,29 @@ def test_indexer_predicts_from_a_checkpoint_on_any_grid(tmp_path: Path) -> None:
         xrdframe.create("indexer", "difcon", checkpoint=str(tmp_path / "m.safetensors")).predict(patterns[0])
 
 
+def test_scans_on_one_grid_are_resampled_together_as_each_alone(tmp_path: Path) -> None:
+    """predict_batch resamples patterns measured at the same points and wavelength in one pass; the
+    probabilities equal those of one-by-one prediction, also with a NaN intensity and other grids mixed in."""
+    save_tiny(tmp_path / "m.safetensors", "cnn")
+    indexer = xrdframe.create("indexer", "cnn", checkpoint=str(tmp_path / "m.safetensors"), top_k=4)
+    rng = np.random.default_rng(5)
+    x = np.arange(3.0, 80.0, 0.013)
+    scans = [10 + 100 * np.exp(-0.5 * ((x[:, None] - rng.uniform(10, 70, 6)) / 0.05) ** 2).sum(axis=1)
+             for _ in range(4)]
+    with_nan = scans[1].copy()
+    with_nan[100] = np.nan
+    patterns = [Pattern(x, scans[0], 1.5406), Pattern(x, scans[1], 1.5406), Pattern(x[::2], scans[2][::2], 1.5406),
+                Pattern(x, with_nan, 1.5406), Pattern(x.copy(), scans[3], 1.5406), Pattern(x, scans[2], 0.7093)]
+    batch = indexer.predict_batch(patterns)
+    for got, item in zip(batch, patterns, strict=True):
+        alone = indexer.predict(item)
+        assert got.reason is None and alone.reason is None
+        for label in ("crystal_system", "extinction_group", "space_group"):
+            assert [k for k, _ in got.top_k[label]] == [k for k, _ in alone.top_k[label]]
+            np.testing.assert_allclose([v for _, v in got.top_k[label]], [v for _, v in alone.top_k[label]],
+                                       rtol=1e-4, atol=1e-6)
+
+
 def test_a_peak_list_is_drawn_as_gaussians_at_the_converted_positions() -> None:
     """``render_peaks`` against the Gaussian sum written out over every bin (Mo list drawn on a Cu grid)."""
     grid = TwoThetaGrid(5.0, 90.0, 0.04)

@@ -185,9 +185,52 @@ class _NeuralIndexer:
         else:
             y = resample_profile(data.two_theta, data.intensity, float(data.wavelength), grid, target)
         if not np.any(y != 0):
-            raise ValueError(f"nothing of the pattern falls in the model's range {grid.start}-{grid.stop} deg "
-                             f"2theta at {target} Angstrom")
+            raise ValueError(_out_of_range(grid, target))
         return y
+
+    def _profiles(self, data: Sequence[Pattern | ObservedPeaks]) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        """The network's inputs for many patterns: ``(profiles (n, n_bins), rows of data they belong to, reasons
+        for the others)``. Patterns measured at the same 2theta points and wavelength (one instrument's scans)
+        are resampled together (:func:`~xrdframe_neural.resample.resample_profiles`); the others one by one."""
+        from xrdframe_neural.model import grid_of
+        from xrdframe_neural.resample import convert_two_theta, resample_profiles
+
+        _, meta = self.load()
+        grid, target = grid_of(meta), float(meta["wavelength"])
+        out: dict[int, np.ndarray] = {}
+        reasons: dict[int, str] = {}
+        groups: dict[tuple[float, int, float, float], list[int]] = {}
+        single: list[int] = []
+        for i, item in enumerate(data):
+            if isinstance(item, Pattern) and item.wavelength is not None and item.two_theta.size >= 2:
+                x = item.two_theta
+                key = (float(item.wavelength), x.size, float(x[0]), float(x[-1]))
+                group = groups.setdefault(key, [])
+                if not group or np.array_equal(x, data[group[0]].two_theta):
+                    group.append(i)
+                    continue
+            single.append(i)
+        for (wavelength, *_), members in groups.items():
+            x = convert_two_theta(data[members[0]].two_theta, wavelength, target)
+            ok = np.isfinite(x)
+            y = np.stack([np.asarray(data[i].intensity, dtype=np.float64)[ok] for i in members])
+            finite = np.all(np.isfinite(y), axis=1)
+            single += [i for i, f in zip(members, finite, strict=True) if not f]  # NaN intensities: one by one
+            members = [i for i, f in zip(members, finite, strict=True) if f]
+            if members:
+                for i, row in zip(members, resample_profiles(x[ok], y[finite], grid), strict=True):
+                    if np.any(row != 0):
+                        out[i] = row
+                    else:
+                        reasons[i] = _out_of_range(grid, target)
+        for i in single:
+            try:
+                out[i] = self.profile(data[i])
+            except ValueError as exc:
+                reasons[i] = str(exc)
+        rows = sorted(out)
+        profiles = np.stack([out[i] for i in rows]) if rows else np.zeros((0, grid.n_bins), dtype=np.float32)
+        return profiles, rows, reasons
 
     # -- prediction ----------------------------------------------------------------------------------
     def predict(self, data: Pattern | ObservedPeaks) -> Prediction:
@@ -197,20 +240,11 @@ class _NeuralIndexer:
     def predict_batch(self, data: Sequence[Pattern | ObservedPeaks]) -> list[Prediction]:
         """Predictions for many patterns, computed in batches of ``predict_batch_size``."""
         start = time.perf_counter()
-        model, _ = self.load()
-        profiles: list[np.ndarray] = []
-        rows: list[int] = []
-        reasons: dict[int, str] = {}
-        for i, item in enumerate(data):
-            try:
-                profiles.append(self.profile(item))
-                rows.append(i)
-            except ValueError as exc:
-                reasons[i] = str(exc)
+        self.load()
+        profiles, rows, reasons = self._profiles(data)
         results: list[Prediction | None] = [None] * len(data)
-        if profiles:
-            x = np.stack(profiles)
-            out = self.predict_arrays(x)
+        if rows:
+            out = self.predict_arrays(profiles)
             seconds = (time.perf_counter() - start) / max(1, len(data))
             for j, i in enumerate(rows):
                 results[i] = self._prediction(out, j, seconds)
@@ -252,6 +286,12 @@ class _NeuralIndexer:
                           top_k={"crystal_system": ranked(out["crystal_system"][j], lambda i: CRYSTAL_SYSTEMS[i]),
                                  "extinction_group": ranked(out["extinction_group"][j], int),
                                  "space_group": ranked(p_sg, int)})
+
+
+def _out_of_range(grid: Any, wavelength: float) -> str:
+    """Why a pattern has no input for the network."""
+    return (f"nothing of the pattern falls in the model's range {grid.start}-{grid.stop} deg 2theta at "
+            f"{wavelength} Angstrom")
 
 
 class Cnn(_NeuralIndexer):

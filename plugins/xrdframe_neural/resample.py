@@ -23,7 +23,7 @@ import numpy as np
 
 from xrdframe.augmentation import TwoThetaGrid
 
-__all__ = ["convert_two_theta", "render_peaks", "resample_profile"]
+__all__ = ["convert_two_theta", "render_peaks", "resample_profile", "resample_profiles"]
 
 
 def convert_two_theta(two_theta: np.ndarray, wavelength: float, target: float) -> np.ndarray:
@@ -44,26 +44,34 @@ def resample_profile(two_theta: np.ndarray, intensity: np.ndarray, wavelength: f
     x = convert_two_theta(two_theta, wavelength, target_wavelength)
     y = np.asarray(intensity, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    out = np.zeros(grid.n_bins, dtype=np.float32)
+    return resample_profiles(x[ok], y[ok][None, :], grid)[0]
+
+
+def resample_profiles(two_theta: np.ndarray, intensities: np.ndarray, grid: TwoThetaGrid) -> np.ndarray:
+    """Bin means on ``grid`` of several profiles measured at the same finite 2theta points, already at the
+    grid's wavelength: ``intensities`` (n, m) -> (n, n_bins) float32. Points need not be sorted."""
+    x = np.asarray(two_theta, dtype=np.float64)
+    y = np.atleast_2d(np.asarray(intensities, dtype=np.float64))
+    out = np.zeros((y.shape[0], grid.n_bins), dtype=np.float32)
     if x.size < 2:
         return out
     if np.any(x[1:] < x[:-1]):  # measured scans are ascending: sort only when they are not
         order = np.argsort(x, kind="stable")
-        x, y = x[order], y[order]
+        x, y = x[order], y[:, order]
     edges = grid.start + grid.step * np.arange(grid.n_bins + 1)
     # integral of the piecewise-linear profile F(t), evaluated once at every (clipped) bin edge; the bin mean
     # over the covered part is (F(hi) - F(lo)) / (hi - lo)
-    cum = np.concatenate([[0.0], np.cumsum(0.5 * (y[1:] + y[:-1]) * np.diff(x))])
+    cum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(0.5 * (y[:, 1:] + y[:, :-1]) * np.diff(x), axis=1)],
+                         axis=1)
     t = np.clip(edges, x[0], x[-1])
     i = np.clip(np.searchsorted(x, t, side="right") - 1, 0, len(x) - 2)
     dx = t - x[i]
     run = x[i + 1] - x[i]
-    slope = (y[i + 1] - y[i]) / np.where(run > 0, run, 1.0)
-    integral = cum[i] + y[i] * dx + 0.5 * slope * dx * dx
+    slope = (y[:, i + 1] - y[:, i]) / np.where(run > 0, run, 1.0)
+    integral = cum[:, i] + y[:, i] * dx + 0.5 * slope * dx * dx
     width = np.diff(t)
     covered = width > 1e-12
-    out[covered] = (np.diff(integral)[covered] / width[covered]).astype(np.float32)
+    out[:, covered] = (np.diff(integral, axis=1)[:, covered] / width[covered]).astype(np.float32)
     return out
 
 
