@@ -123,7 +123,7 @@ class SearchParams:
     index_limit: dict[str, int] = attrs.field(factory=lambda: {
         "cubic": 8, "tetragonal": 3, "hexagonal": 4, "orthorhombic": 2})
     screen_index_limit: dict[str, int] = attrs.field(factory=lambda: {
-        "cubic": 10, "tetragonal": 8, "hexagonal": 8, "orthorhombic": 6, "monoclinic": 5, "triclinic": 4})
+        "cubic": 20, "tetragonal": 8, "hexagonal": 8, "orthorhombic": 6, "monoclinic": 5, "triclinic": 4})
     zero_shift: bool = True
     max_obliquity: float = 0.1
     max_solutions: int = 10
