@@ -123,7 +123,7 @@ class SearchParams:
     index_limit: dict[str, int] = attrs.field(factory=lambda: {
         "cubic": 8, "tetragonal": 3, "hexagonal": 4, "orthorhombic": 2})
     screen_index_limit: dict[str, int] = attrs.field(factory=lambda: {
-        "cubic": 20, "tetragonal": 8, "hexagonal": 8, "orthorhombic": 6, "monoclinic": 5, "triclinic": 4})
+        "cubic": 10, "tetragonal": 8, "hexagonal": 8, "orthorhombic": 6, "monoclinic": 5, "triclinic": 4})
     zero_shift: bool = True
     max_obliquity: float = 0.1
     max_solutions: int = 10
@@ -531,11 +531,12 @@ _HALVED_LOWER = {"cubic": "tetragonal", "tetragonal": "orthorhombic"}
 
 def _halve_lower(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
                  params: SearchParams, zero_start: float) -> Solution:
-    """The cell of lower symmetry with one axis halved, when it indexes as many lines (de Wolff: the smallest
-    cell that indexes every line). A tetragonal 11.77 x 11.77 x 8.22 A cell whose lines all have h even is the
-    orthorhombic 5.88 x 11.77 x 8.22 A one: the twofold volume predicts reflections nobody observed."""
-    if s.crystal_system not in _HALVED_LOWER:
-        return s
+    """The cell of lower symmetry with one axis halved, when the cell is acceptable and the halved one indexes as
+    many lines (de Wolff: the smallest cell that indexes every line). A tetragonal 11.77 x 11.77 x 8.22 A cell
+    whose lines all have h even is the orthorhombic 5.88 x 11.77 x 8.22 A one: the twofold volume predicts
+    reflections nobody observed."""
+    if s.crystal_system not in _HALVED_LOWER or not _acceptable(s, params):
+        return s  # (a lower-symmetry cell from a doubtful one would stop the descent before its own system)
     lower = MetricSystem.get(_HALVED_LOWER[s.crystal_system])
     a, _, c = s.q_coefficients[:3]  # A = 1/a^2 (x 4 when a is halved), C = 1/c^2
     x = np.array([a, 4.0 * c]) if lower.name == "tetragonal" else np.array([4.0 * a, a, c])
@@ -645,10 +646,18 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
             if (retry is not None and not zero_retried
                     and abs(retry.zero_shift - zero_start) > 0.5 * params.tolerance * factor):
                 # trial cells came from lines off by a zero error: once more from corrected lines
-                zero_retried, zero_start = True, retry.zero_shift
-                group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
+                group_found = _search_group(names, two_theta, wavelength, params, factor, retry.zero_shift,
+                                            deadline)
                 found.extend(group_found)
-                accepted += [s for s in group_found if _acceptable(s, params)]
+                retried = [s for s in group_found if _acceptable(s, params)]
+                accepted += retried
+                if accepted and not retried:
+                    zero_retried = True
+                elif retried:  # the zero shift stands: later searches start from it
+                    zero_retried, zero_start = True, retry.zero_shift
+                # else: the zero shift of a wrong partial cell; the next groups start from the lines as they are
+            if accepted and names == ["cubic"] and max(a.m20 for a in accepted) < 2 * params.m20_threshold:
+                found = _check_cubic(found, accepted, two_theta, wavelength, params, factor, zero_start)
             if accepted:
                 break
         if any(_acceptable(s, params) for s in found):
@@ -661,6 +670,21 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
         reason = (f"best solution is doubtful: M20 {solutions[0].m20:.1f}, "
                   f"{solutions[0].lines_total - solutions[0].lines_indexed} unindexed lines")
     return SearchResult(tuple(solutions), reason, time.perf_counter() - start)
+
+
+def _check_cubic(found: list[Solution], accepted: list[Solution], two_theta: np.ndarray, wavelength: float,
+                 params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
+    """A cubic solution with M20 under twice the threshold is checked against the tetragonal and hexagonal
+    search: one of those with at least twice its M20 is kept beside it (and ranks above it); otherwise the
+    cubic one stands alone. (A false cubic I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A
+    structure with M20 31; the hexagonal cell has M20 146.)"""
+    names = [name for name in ("tetragonal", "hexagonal") if name in params.systems]
+    if not names:
+        return found
+    best = max(a.m20 for a in accepted)
+    lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
+    better = [s for s in lower if _acceptable(s, params) and s.m20 >= 2 * best]
+    return found + better
 
 
 def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, wavelength: float, params: SearchParams,
