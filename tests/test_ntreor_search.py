@@ -191,3 +191,34 @@ def test_noisy_lines_with_impurities_give_the_right_cell(lines: tuple[float, ...
     assert best.crystal_system == system
     np.testing.assert_allclose(best.cell[:3], cell, rtol=2e-3)
     assert best.lines_indexed >= 23 and best.m20 >= 14
+
+
+def _first_lines(cell: tuple[float, ...], centring: str, n: int = 25) -> np.ndarray:
+    """2theta (Cu K-alpha1) of the first ``n`` distinct lines of every reflection the centring allows."""
+    from xrdframe_ntreor.refine import reflections
+
+    from xrdframe.lattice import q_to_two_theta
+
+    _, q = reflections(np.array(q_coefficients(cell)), 0.35, centring)
+    two_theta = np.unique(np.round(q_to_two_theta(q, CU), 4))
+    keep = np.concatenate([[True], np.diff(two_theta) > 0.02])  # lines closer than 0.02 deg are one
+    return two_theta[keep][:n]
+
+
+def test_a_tetragonal_cell_with_one_axis_halved_is_the_orthorhombic_cell() -> None:
+    """An orthorhombic P cell with b = 2a is indexed by the tetragonal cell a' = b (all lines have h even),
+    which predicts reflections the smaller cell cannot have: the orthorhombic cell is reported."""
+    lines = _first_lines((5.884, 11.768, 8.220, 90, 90, 90), "P")
+    result = search(lines, CU, params=SearchParams(systems=("tetragonal", "orthorhombic")))
+    best = result.solutions[0]
+    assert best.crystal_system == "orthorhombic"
+    np.testing.assert_allclose(sorted(best.cell[:3]), [5.884, 8.220, 11.768], rtol=2e-3)
+
+
+def test_a_cubic_i_cell_is_not_halved_into_a_tetragonal_one() -> None:
+    """The c-halved tetragonal cell (a / sqrt 2, a / 2) of a cubic I cell indexes the same lines with as many
+    calculated ones: the cubic cell, with one parameter, stands."""
+    lines = _first_lines((11.03, 11.03, 11.03, 90, 90, 90), "I")
+    best = search(lines, CU, params=SearchParams(systems=("cubic", "tetragonal"))).solutions[0]
+    assert best.crystal_system == "cubic" and best.centring == "I"
+    assert best.cell[0] == pytest.approx(11.03, rel=1e-3)

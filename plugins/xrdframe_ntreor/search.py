@@ -545,7 +545,22 @@ def _halve_lower(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg:
     halved = _evaluate(lower, x[None, :], two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
     if halved is None or halved.lines_indexed < s.lines_indexed or halved.volume > 0.75 * s.volume:
         return s
-    return halved
+    # it must also predict fewer lines: the c-halved tetragonal cell of a cubic I cell (a/sqrt2, a/2) indexes the
+    # same lines with the same calculated ones, and the cubic cell explains them with one parameter
+    q_max = float(two_theta_to_q(np.array([two_theta[s.lines_total - 1] - s.zero_shift]), wavelength)[0])
+    n_halved = _n_resolved(halved, q_max, wavelength, tol_deg)
+    return halved if n_halved < _n_resolved(s, q_max, wavelength, tol_deg) else s
+
+
+def _n_resolved(s: Solution, q_max: float, wavelength: float, tol_deg: float) -> int:
+    """Calculated lines of a solution's cell (its centring) up to ``q_max`` that the data can tell apart:
+    reflections closer than the tolerance count once."""
+    _, q = reflections(np.array(s.q_coefficients), q_max * (1 + 1e-6), s.centring)
+    if q.size == 0:
+        return 0
+    q = np.sort(q)
+    tol_q = q_gradient(q_to_two_theta(q, wavelength), wavelength) * tol_deg
+    return int(1 + np.count_nonzero(np.diff(q) > tol_q[1:]))
 
 
 def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
