@@ -535,8 +535,10 @@ def _halve_lower(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg:
     many lines (de Wolff: the smallest cell that indexes every line). A tetragonal 11.77 x 11.77 x 8.22 A cell
     whose lines all have h even is the orthorhombic 5.88 x 11.77 x 8.22 A one: the twofold volume predicts
     reflections nobody observed."""
-    if s.crystal_system not in _HALVED_LOWER or not _acceptable(s, params):
-        return s  # (a lower-symmetry cell from a doubtful one would stop the descent before its own system)
+    if s.crystal_system not in _HALVED_LOWER or not _acceptable(s, params) or s.lines_total < 12:
+        # a lower-symmetry cell from a doubtful one would stop the descent before its own system; and a few
+        # lines (silicon's 6) do not justify the extra parameter
+        return s
     lower = MetricSystem.get(_HALVED_LOWER[s.crystal_system])
     a, _, c = s.q_coefficients[:3]  # A = 1/a^2 (x 4 when a is halved), C = 1/c^2
     x = np.array([a, 4.0 * c]) if lower.name == "tetragonal" else np.array([4.0 * a, a, c])
