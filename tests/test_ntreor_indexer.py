@@ -122,3 +122,14 @@ def test_index_with_a_symmetry_only_indexer_says_so(tmp_path: Path, capsys: pyte
     out = capsys.readouterr().out
     assert "prediction: crystal system" in out
     assert "no cell candidates: indexer hand predicts symmetry, not a cell" in out
+
+
+def test_lab6_with_its_zero_error_is_cubic(shared_data: Path) -> None:
+    """NIST SRM 660 LaB6 (GSAS-II tutorial scan, zero error about 0.1 deg): the cubic search finds nothing
+    from the uncorrected lines, the tetragonal search a cell after the zero correction; the cubic search is
+    then repeated from the corrected lines and the cubic P cell of the certificate, 4.1569 A, is reported."""
+    pattern = xrdframe.read_pattern(shared_data / "experimental" / "gsas2_tutorials" / "g2_NIST660CBI_LaB6.xy",
+                                    wavelength=1.5406)
+    prediction = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(pattern)
+    assert prediction.crystal_system == "cubic" and prediction.space_group == 221
+    assert prediction.cell[0] == pytest.approx(4.1569, rel=1e-3)
