@@ -148,7 +148,8 @@ class Ntreor:
 
     def candidates(self, solutions: tuple[Solution, ...], peaks: ObservedPeaks,
                    data_start: float | None = None) -> tuple[CellCandidate, ...]:
-        """Solutions in their conventional cells, equivalent ones collapsed, ranked by M20 then volume.
+        """Solutions in their conventional cells, equivalent ones collapsed, in the search's order (acceptable
+        ones first, then M20 with unindexed lines penalised, then volume).
 
         ``data_start``: the first angle of the measured profile (degrees), below which no line can be missing.
         """

@@ -677,7 +677,8 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                     zero_retried, zero_start = True, retry.zero_shift
                     higher = _search_higher(group, two_theta, wavelength, params, factor, zero_start)
                     if higher:  # the higher symmetry the zero error hid comes first, as in the classical descent
-                        found = [s for s in found if not any(s is g for g in group_found)] + higher
+                        lower = {id(g) for g in group_found}
+                        found = [s for s in found if id(s) not in lower] + higher
                         accepted = higher
                 # else: the zero shift of a wrong partial cell; the next groups start from the lines as they are
             if accepted and names == ["cubic"] and max(a.m20 for a in accepted) < 2 * params.m20_threshold:
@@ -718,7 +719,7 @@ def _check_cubic(found: list[Solution], accepted: list[Solution], two_theta: np.
     search: one of those with at least twice its M20 is kept beside it (and ranks above it); otherwise the
     cubic one stands alone. (A false cubic I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A
     structure with M20 31; the hexagonal cell has M20 146.)"""
-    names = [name for name in ("tetragonal", "hexagonal") if name in params.systems]
+    names = [name for name in _GROUPS[1] if name in params.systems]  # tetragonal, hexagonal
     if not names:
         return found
     best = max(a.m20 for a in accepted)
