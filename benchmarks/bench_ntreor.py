@@ -92,9 +92,8 @@ def run_one(job: tuple[int, dict[str, str], float, int, float, bool]) -> dict[st
         if not prediction.candidates:
             return out
         best = prediction.candidates[0]
-        lattice_symbol = best.bravais_lattice
         system, m20 = prediction.crystal_system, best.m20
-        centring_found = "R" if lattice_symbol == "hR" else (lattice_symbol[1] if lattice_symbol[1] in "CIF" else "P")
+        centring_found = best.centring  # of the cell as written (an oC lattice in Aba2's A-centred setting: A)
         lines = f"{best.lines_indexed}/{best.lines_total}"
     ref = niggli_cell(truth_cell, centring)
     got = niggli_cell(best.cell, centring_found)

@@ -64,8 +64,7 @@ def run_one(task: tuple[str, dict[str, str], float]) -> dict[str, Any]:
     if prediction.cell is not None and out["has_cell"] and prediction.candidates:
         try:
             true_cell = _reference_cell(row)
-            lattice = prediction.candidates[0].bravais_lattice
-            centring = "R" if lattice == "hR" else (lattice[1] if lattice[1] in "CIF" else "P")
+            centring = prediction.candidates[0].centring  # of the cell as written (A for Aba2's setting)
             true_centring = _centring(int(row["space_group"]))
             out["match"] = bool(same_lattice(prediction.cell, centring, true_cell, true_centring))
             if out["pred"] == out["true"]:

@@ -133,3 +133,19 @@ def test_lab6_with_its_zero_error_is_cubic(shared_data: Path) -> None:
     prediction = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(pattern)
     assert prediction.crystal_system == "cubic" and prediction.space_group == 221
     assert prediction.cell[0] == pytest.approx(4.1569, rel=1e-3)
+
+
+def test_a_cell_in_its_extinction_symbols_setting_carries_that_centring(shared_data: Path) -> None:
+    """Aba2 (41): a C-centred orthorhombic lattice whose extinction symbol is written for the A-centred setting.
+    The candidate's cell is in that setting, so its centring is A, not the C of 'oC'; with it the reduced cell is
+    the structure's (with C it would be another lattice)."""
+    path = shared_data / "structures" / "spglib" / "orthorhombic__POSCAR-041-2.cif"
+    structure = xrdframe.read_structure(path)
+    peaks = xrdframe.simulate_peaks(structure, 1.5406, (5.0, 120.0))
+    keep = peaks.intensity >= 1.0
+    lines = ObservedPeaks(peaks.two_theta[keep][:30], peaks.intensity[keep][:30], 1.5406)
+    best = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(lines).candidates[0]
+    assert best.bravais_lattice == "oC" and 41 in best.space_groups
+    assert best.centring == "A" and best.to_dict()["centring"] == "A"
+    assert same_lattice(best.cell, best.centring, tuple(structure.cell), "A")
+    assert not same_lattice(best.cell, "C", tuple(structure.cell), "A")

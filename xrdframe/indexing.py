@@ -17,12 +17,24 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from xrdframe.pattern import ObservedPeaks, Pattern
 
-__all__ = ["BRAVAIS_LATTICES", "BatchIndexer", "CellCandidate", "Indexer", "Prediction", "TrainableIndexer"]
+__all__ = ["BRAVAIS_LATTICES", "BatchIndexer", "CellCandidate", "Indexer", "Prediction", "TrainableIndexer",
+           "lattice_centring"]
 
 #: The 14 Bravais lattices in Pearson notation (hR on hexagonal axes), in the classical search order's reverse.
 BRAVAIS_LATTICES = ("aP", "mP", "mC", "oP", "oC", "oI", "oF", "tP", "tI", "hR", "hP", "cP", "cI", "cF")
 
 Cell = tuple[float, float, float, float, float, float]
+
+
+def lattice_centring(bravais_lattice: str) -> str:
+    """The centring letter of a Bravais lattice's conventional cell (hR on hexagonal axes: R).
+
+    >>> lattice_centring("oC"), lattice_centring("hR"), lattice_centring("hP")
+    ('C', 'R', 'P')
+    """
+    if bravais_lattice not in BRAVAIS_LATTICES:
+        raise ValueError(f"unknown Bravais lattice {bravais_lattice!r}, expected one of {', '.join(BRAVAIS_LATTICES)}")
+    return bravais_lattice[1]
 
 
 def _cell(value: object) -> Cell:
@@ -50,6 +62,9 @@ class CellCandidate:
     :ivar extinction_symbol: its reflection conditions (for example ``'h0l: l=2n; 0k0: k=2n'``).
     :ivar space_groups: space groups of that extinction group, lowest number first.
     :ivar extinction_likelihood: relative likelihood of that extinction group among those tested (0-1).
+    :ivar centring: lattice centring letter (P A B C I F R) of ``cell`` as given: the lattice's own (C for oC)
+        unless the cell is written in the setting of the extinction symbol, which may put the centred face
+        elsewhere (the A-centred cell of Aba2 for an oC lattice).
     """
 
     crystal_system: str
@@ -67,6 +82,8 @@ class CellCandidate:
     extinction_symbol: str | None = None
     space_groups: tuple[int, ...] = ()
     extinction_likelihood: float | None = None
+    centring: str = attrs.field(default=attrs.Factory(lambda self: lattice_centring(self.bravais_lattice),
+                                                      takes_self=True))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready fields (the contract's ``candidates`` entries of ``xrdframe index --json``)."""
@@ -78,6 +95,7 @@ class CellCandidate:
             "lines_total": self.lines_total, "zero_shift": self.zero_shift,
             "extinction_group": self.extinction_group, "extinction_symbol": self.extinction_symbol,
             "space_groups": list(self.space_groups), "extinction_likelihood": self.extinction_likelihood,
+            "centring": self.centring,
         }
 
 

@@ -237,4 +237,7 @@ def _extinction_fields(cell: tuple[float, ...], lattice: str, lines: np.ndarray,
     if np.allclose(setting, np.eye(3)):
         return fields, None
     fields["cell"] = tuple(float(x) for x in top.setting_cell)
+    # the symbol's setting is that of its lowest-numbered space group, whose centring the cell now has (an oC
+    # lattice in the A-centred cell of Aba2)
+    fields["centring"] = gemmi.find_spacegroup_by_number(top.space_groups[0]).centring_type()
     return fields, setting

@@ -174,7 +174,7 @@ def _centring(prediction: Prediction) -> str:
 
     if prediction.candidates and prediction.cell is not None and tuple(prediction.candidates[0].cell) == \
             tuple(prediction.cell):
-        return prediction.candidates[0].bravais_lattice[1]
+        return prediction.candidates[0].centring
     if prediction.space_group is not None:
         return symmetry_labels(int(prediction.space_group)).centring
     return "P"
