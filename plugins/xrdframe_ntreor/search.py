@@ -653,10 +653,29 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
             group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
             found.extend(group_found)
             accepted = [s for s in group_found if _acceptable(s, params)]
-            if not accepted:
+            check_factor = factor
+            if accepted:
+                # partial cells of higher M20 than every acceptable one are widened too: with noisy lines a right
+                # cell (9.2 x 5.2 A, 18 of 25 lines at M20 62) can leave more lines just outside the tolerance than
+                # a false supercell that passes at M20 22; widened, it indexes 23 of 25 at M20 45
+                best_m20 = max(a.m20 for a in accepted)
+                stronger = [s for s in group_found if s.m20 > best_m20 and not _acceptable(s, params)]
+                widened = _widen_partials(stronger, two_theta, wavelength, params, factor, deadline)
+                found.extend(widened)
+                accepted += [s for s in widened if _acceptable(s, params)]
+            else:
                 widened = _widen_partials(group_found, two_theta, wavelength, params, factor, deadline)
                 found.extend(widened)
                 accepted = [s for s in widened if _acceptable(s, params)]
+                if accepted:
+                    # a widened partial cell passes at a lower threshold than the nominal search would have set;
+                    # the group is searched in full at that widening too, so that the other cells found there (a
+                    # right 10.5 A hexagonal cell at M20 30 beside its sqrt3 supercell at M20 13.6, widened from a
+                    # partial one) compete on the same terms
+                    check_factor = min(a.tolerance for a in accepted) / params.tolerance
+                    wide = _search_group(names, two_theta, wavelength, params, check_factor, zero_start, deadline)
+                    found.extend(wide)
+                    accepted += [s for s in wide if _acceptable(s, params)]
             retry = None
             if accepted:
                 retry = max(accepted, key=lambda s: s.rank_score)
@@ -682,7 +701,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                         accepted = higher
                 # else: the zero shift of a wrong partial cell; the next groups start from the lines as they are
             if accepted and names == ["cubic"] and max(a.m20 for a in accepted) < 2 * params.m20_threshold:
-                found = _check_cubic(found, accepted, two_theta, wavelength, params, factor, zero_start)
+                found = _check_cubic(found, accepted, two_theta, wavelength, params, check_factor, zero_start)
             if accepted:
                 break
         if any(_acceptable(s, params) for s in found):
@@ -749,7 +768,7 @@ def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, waveleng
         return not s.zone and fraction >= 0.45 and s.m20 >= threshold * max(1.0, 0.7 / fraction)
 
     partial = [s for s in group_found if qualifies(s)]
-    partial = sorted(partial, key=lambda s: -s.rank_score)[:n_best]
+    partial = sorted(partial, key=lambda s: -s.m20)[:n_best]
     out: list[Solution] = []
     for wider in (f for f in params.widen if f > factor):
         # each widening starts from the cell refined at the previous one (a cell refined on half the lines is
@@ -806,7 +825,13 @@ def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: floa
             seen = np.concatenate([seen, x[None, :]])
             s = _evaluate(system, x[None, :], two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
             if s is not None and 0 < s.lines_total - s.lines_indexed:
-                s = _grow(system, s, two_theta, wavelength, tol_deg, params, zero_start)
+                grown = _grow(system, s, two_theta, wavelength, tol_deg, params, zero_start)
+                if grown is not s and not _acceptable(s, params):
+                    # the cell as found stays a partial solution beside its doubled one: noisy lines leave a right
+                    # cell with lines just outside the tolerance (4.60 x 8.93 A, 15 of 25 lines at M20 70), which
+                    # a doubled cell indexes by its denser reflections (17 of 25 at M20 13); widening decides
+                    found.append(s)
+                s = grown
             if s is not None and system.name in _HALVED_LOWER:
                 s = _halve_lower(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
             if s is not None and system.name in ("monoclinic", "triclinic"):
