@@ -229,11 +229,20 @@ def halving_options(system: MetricSystem) -> tuple[tuple[int, ...], ...]:
         system.name, ((0,), (1,), (2,)))
 
 
-def halve_axes(system: MetricSystem, q_obs: np.ndarray, coeffs: np.ndarray, tolerance_q: np.ndarray) -> np.ndarray:
+def halve_axes(system: MetricSystem, q_obs: np.ndarray, coeffs: np.ndarray, tolerance_q: np.ndarray,
+               may_lose: int = 0, chance: float = 0.05) -> np.ndarray:
     """Halve cell edges (a, b, c, or their symmetry-tied groups) as long as every line indexed by the cell stays
-    indexed; returns the Q coefficients of the smallest such cell (the input when no halving holds)."""
+    indexed; returns the Q coefficients of the smallest such cell (the input when no halving holds).
+
+    ``may_lose``: lines the halved cell may leave unindexed when the larger cell's indexing of them is plausibly
+    chance, the probability that each falls within tolerance of one of its reflections by chance (the product,
+    from the local density of distinct reflections) being at least ``chance``. At widened tolerances a cell with
+    doubled edges indexes an impurity line among its dense reflections about as often as not.
+    """
     coeffs = np.asarray(coeffs, dtype=float)
-    count = index_lines(q_obs, coeffs, tolerance_q).count
+    tolerance_q = np.broadcast_to(np.asarray(tolerance_q, dtype=float), np.shape(q_obs))
+    indexing = index_lines(q_obs, coeffs, tolerance_q)
+    count = indexing.count
     pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))  # A B C D E F as products of axes
     changed = count > 0
     for _ in range(8):  # at most 2^8 along an axis
@@ -243,9 +252,25 @@ def halve_axes(system: MetricSystem, q_obs: np.ndarray, coeffs: np.ndarray, tole
         for axes in halving_options(system):
             factor = np.array([(2.0 if i in axes else 1.0) * (2.0 if j in axes else 1.0) for i, j in pairs])
             trial = coeffs * factor
-            if index_lines(q_obs, trial, tolerance_q).count >= count:
-                coeffs, changed = trial, True
+            halved = index_lines(q_obs, trial, tolerance_q)
+            lost = indexing.indexed & ~halved.indexed
+            if halved.count >= count or (
+                    0 < np.count_nonzero(lost) <= may_lose and halved.count >= count - may_lose
+                    and chance_coincidence(indexing.q_possible, q_obs[lost], tolerance_q[lost]) >= chance):
+                coeffs, changed, indexing, count = trial, True, halved, halved.count
     return coeffs
+
+
+def chance_coincidence(q_calc: np.ndarray, q_lines: np.ndarray, tolerance_q: np.ndarray) -> float:
+    """Probability that every line of ``q_lines`` falls within its tolerance of one of the calculated ``q_calc``
+    (Angstrom^-2) by chance: the product over the lines of 1 - exp(-lambda), lambda the expected number of distinct
+    calculated Q within the tolerance window from their density over a window ten tolerances wide."""
+    q_calc = np.unique(np.round(np.asarray(q_calc, dtype=float), 10))
+    q_lines = np.atleast_1d(np.asarray(q_lines, dtype=float))
+    tol = np.broadcast_to(np.asarray(tolerance_q, dtype=float), q_lines.shape)
+    near = np.abs(q_calc[None, :] - q_lines[:, None]) <= 5.0 * tol[:, None]
+    expected = near.sum(axis=1) / 5.0
+    return float(np.prod(1.0 - np.exp(-expected)))
 
 
 def is_zone(hkl: np.ndarray) -> bool:
