@@ -27,6 +27,7 @@ from xrdframe.symmetry import extinction_groups
 from xrdframe.validators import positive
 from xrdframe_ntreor.extinction import rank_extinction_groups
 from xrdframe_ntreor.search import SearchParams, Solution, search
+from xrdframe_ntreor.systems import SYSTEMS, MetricSystem
 
 __all__ = ["Ntreor", "NtreorParams"]
 
@@ -110,10 +111,15 @@ class NtreorParams:
 
 def _conventional(solution: Solution, tolerance: float) -> LatticeMatch:
     """The most symmetric Bravais lattice compatible with the refined metric of a solution, with its conventional
-    cell (``ideal_cell``) and the transformation from the found basis (conventional = found @ P). A metric more
-    symmetric than the system searched (a tetragonal cell from the orthorhombic search) takes the higher lattice;
-    aP is always among the matches."""
-    return lattice_symmetry(solution.cell, solution.centring, tolerance)[0]
+    cell (``ideal_cell``) and the transformation from the found basis (conventional = found @ P); aP is always
+    among the matches. Never of a higher crystal system than the search's: the search refits a cell in the
+    higher system its metric allows and keeps it only when the lines agree, so a metric within the tolerance
+    (an orthorhombic a = 10.388, b = 10.419 A whose high-angle lines are split) is not promoted on the metric
+    alone."""
+    matches = lattice_symmetry(solution.cell, solution.centring, tolerance)
+    rank = SYSTEMS.index(MetricSystem.get(solution.crystal_system).name)
+    return next((m for m in matches if SYSTEMS.index(MetricSystem.get(m.crystal_system).name) >= rank),
+                matches[-1])
 
 
 class Ntreor:

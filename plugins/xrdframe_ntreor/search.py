@@ -89,6 +89,10 @@ class SearchParams:
     :ivar max_chance_growth: an acceptable cell is replaced by a doubled one indexing its unindexed lines only
         when the probability that those lines coincide with the doubled cell's reflections by chance is below
         this (impurity lines are otherwise indexed by a false supercell at half the M20).
+    :ivar min_lower_gain: an acceptable cubic, tetragonal or hexagonal cell is replaced by a slightly distorted
+        cell of the next lower system (tetragonal, orthorhombic, orthohexagonal) only when that indexes as many
+        lines with at least this many times its M20: de Wolff's figure counts the split reflections against
+        it, so only a splitting the lines really show pays (pseudo-symmetric cells, a = 13.028, b = 13.037 A).
     :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together.
     :ivar systems: crystal systems to try ('trigonal' means 'hexagonal': one metric).
     :ivar basis_lines: lines from which basis sets are drawn (the first ones).
@@ -116,6 +120,7 @@ class SearchParams:
     max_unindexed: int = 2
     m20_threshold: float = 20.0
     max_chance_growth: float = 0.05
+    min_lower_gain: float = 1.5
     time_budget: float = 60.0
     systems: tuple[str, ...] = attrs.field(default=SYSTEMS, converter=_systems)
     basis_lines: int = 7
@@ -567,8 +572,9 @@ def _n_resolved(s: Solution, q_max: float, wavelength: float, tol_deg: float) ->
 
 def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
              params: SearchParams, zero_start: float) -> Solution:
-    """The solution refined in a higher crystal system when its lattice has that metric symmetry and the higher
-    system indexes as many lines."""
+    """The solution refined in a higher crystal system when its lattice has that metric symmetry (within
+    ``max_obliquity``) and the higher system indexes as many lines, with an M20 not ``min_lower_gain`` times
+    lower."""
     try:
         higher = higher_metric_cells(s.cell, s.centring, params.max_obliquity)
     except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
@@ -579,9 +585,58 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
         system = MetricSystem.get(name)
         x = system.parameters(q_coefficients(cell))
         promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
-        if promoted is not None and promoted.lines_indexed >= s.lines_indexed:
+        # as many lines, and not a much worse fit (the converse of _check_lower: a split the lines show)
+        if (promoted is not None and promoted.lines_indexed >= s.lines_indexed
+                and promoted.m20 * params.min_lower_gain >= s.m20):
             return promoted
     return s
+
+
+#: Relative changes of one cell edge tried when a cell is refined in the next lower system.
+_DISTORTIONS = (0.0005, 0.0015, 0.004, -0.0005, -0.0015, -0.004)
+
+
+def _lower_starts(s: Solution) -> tuple[MetricSystem, list[tuple[float, ...]]] | None:
+    """The next lower system of a cubic, tetragonal or hexagonal P solution and its start cells, one edge
+    slightly stretched or shrunk (a tetragonal cell's b only stretched: a and b are equivalent)."""
+    a, _, c = s.cell[:3]
+    if s.crystal_system == "cubic":
+        return MetricSystem.get("tetragonal"), [(a, a, a * (1 + d), 90.0, 90.0, 90.0) for d in _DISTORTIONS]
+    if s.crystal_system == "tetragonal":
+        return MetricSystem.get("orthorhombic"), [(a, a * (1 + d), c, 90.0, 90.0, 90.0)
+                                                  for d in _DISTORTIONS if d > 0]
+    if s.crystal_system == "hexagonal" and s.centring == "P":  # the orthohexagonal C cell (a, a sqrt3, c)
+        return MetricSystem.get("orthorhombic"), [(a, a * math.sqrt(3.0) * (1 + d), c, 90.0, 90.0, 90.0)
+                                                  for d in _DISTORTIONS]
+    return None
+
+
+def _check_lower(s: Solution, two_theta: np.ndarray, wavelength: float, params: SearchParams) -> Solution | None:
+    """The cell refined in the next lower system from slightly distorted starts, when it indexes as many lines
+    with ``min_lower_gain`` times the M20 (a pseudo-tetragonal orthorhombic cell whose a and b differ by 0.07 %
+    splits the high-angle lines by more than the tolerance); None when the higher symmetry stands."""
+    lower = _lower_starts(s)
+    if lower is None or lower[0].name not in params.systems or s.lines_total < 12:
+        return None  # a few lines (silicon's 9) do not justify the extra parameter
+    system, starts = lower
+    best = None
+    for cell in starts:
+        x = system.parameters(q_coefficients(cell))
+        t = _evaluate(system, x, two_theta, wavelength, s.tolerance, s.tolerance, params, s.zero_shift)
+        if (t is not None and _acceptable(t, params) and t.lines_indexed >= s.lines_indexed
+                and abs(_primitive_volume(t) / _primitive_volume(s) - 1.0) < 0.02  # the same lattice, distorted
+                and t.m20 >= params.min_lower_gain * s.m20 and (best is None or t.m20 > best.m20)):
+            best = t
+    return best
+
+
+#: Lattice points per cell of each centring (R: on hexagonal axes).
+_LATTICE_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}
+
+
+def _primitive_volume(s: Solution) -> float:
+    """Volume of the primitive cell of a solution's lattice, Angstrom^3."""
+    return s.volume / _LATTICE_POINTS[s.centring]
 
 
 def _acceptable(s: Solution, params: SearchParams) -> bool:
@@ -701,6 +756,15 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
             if accepted and names == ["cubic"] and max(a.m20 for a in accepted) < 2 * params.m20_threshold:
                 found = _check_cubic(found, accepted, two_theta, wavelength, params, check_factor, zero_start)
             if accepted:
+                # pseudo-symmetry: the best acceptable cells of each system may be distorted lower ones (a
+                # tetragonal 4.52 x 11.01 A cell leaving one split line unindexed ranks below a false sqrt2 cell)
+                for name in names:
+                    mine = {tuple(np.round(a.cell, 3)): a for a in sorted(found, key=lambda a: a.rank_score)
+                            if MetricSystem.get(a.crystal_system).name == name and _acceptable(a, params)}
+                    for a in sorted(mine.values(), key=lambda a: -a.rank_score)[:3]:
+                        lower = _check_lower(a, two_theta, wavelength, params)
+                        if lower is not None:
+                            found.append(lower)
                 break
         if any(_acceptable(s, params) for s in found):
             break
@@ -832,7 +896,7 @@ def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: floa
                 s = grown
             if s is not None and system.name in _HALVED_LOWER:
                 s = _halve_lower(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
-            if s is not None and system.name in ("monoclinic", "triclinic"):
+            if s is not None and system.name in ("orthorhombic", "monoclinic", "triclinic"):
                 s = _promote(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
             extra -= 1
             if s is not None:
