@@ -149,3 +149,19 @@ def test_a_cell_in_its_extinction_symbols_setting_carries_that_centring(shared_d
     assert best.centring == "A" and best.to_dict()["centring"] == "A"
     assert same_lattice(best.cell, best.centring, tuple(structure.cell), "A")
     assert not same_lattice(best.cell, "C", tuple(structure.cell), "A")
+
+
+def test_a_metrically_near_cubic_tetragonal_cell_stays_tetragonal() -> None:
+    """a = 6.10, c = 6.13 A (0.5 %, within the 0.5 degree lattice tolerance): the search keeps the tetragonal
+    cell because the lines are split, and the indexer no longer promotes it to cubic on the metric alone."""
+    from xrdframe_ntreor.refine import reflections
+
+    from xrdframe.lattice import q_coefficients, q_to_two_theta
+
+    _, q = reflections(np.array(q_coefficients((6.10, 6.10, 6.13, 90, 90, 90))), 0.35)
+    two_theta = np.unique(np.round(q_to_two_theta(q, 1.5406), 4))
+    two_theta = two_theta[np.concatenate([[True], np.diff(two_theta) > 0.02])][:25]
+    two_theta = two_theta + np.random.default_rng(0).normal(0.0, 0.01, two_theta.size)
+    prediction = xrdframe.create("indexer", "ntreor").predict(ObservedPeaks(np.sort(two_theta), None, 1.5406))
+    assert prediction.crystal_system == "tetragonal" and prediction.candidates[0].bravais_lattice == "tP"
+    np.testing.assert_allclose(prediction.cell[:3], (6.10, 6.10, 6.13), rtol=1e-3)

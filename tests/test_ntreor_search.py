@@ -222,3 +222,59 @@ def test_a_cubic_i_cell_is_not_halved_into_a_tetragonal_one() -> None:
     best = search(lines, CU, params=SearchParams(systems=("cubic", "tetragonal"))).solutions[0]
     assert best.crystal_system == "cubic" and best.centring == "I"
     assert best.cell[0] == pytest.approx(11.03, rel=1e-3)
+
+
+# More noisy lines by the same recipe (spurious lines named), each a failure of an earlier search.
+NOISY_HEXAGONAL_190 = (  # P-62c, a = 4.5961, c = 8.930 A; 53.289 and 86.254 are spurious
+    19.865, 22.259, 24.439, 30.051, 37.691, 39.200, 40.334, 44.264, 46.704, 50.137, 53.289, 56.471, 57.519,
+    62.572, 65.443, 67.131, 70.866, 70.986, 74.606, 76.164, 80.509, 84.059, 84.204, 84.987, 86.254)
+NOISY_HEXAGONAL_173 = (  # P6_3, a = 9.225, c = 5.224 A; 15.679 and 22.598 are spurious
+    11.083, 15.679, 20.321, 22.237, 22.598, 25.712, 29.616, 33.609, 34.323, 34.336, 36.162, 37.863, 39.025,
+    39.588, 40.654, 41.289, 42.830, 44.371, 45.355, 45.882, 48.734, 48.744, 49.706, 52.440, 52.854)
+NOISY_ORTHORHOMBIC_058 = (  # Pnnm, a = 3.8913, b = 4.0215, c = 2.5725 A; 40.729 and 71.787 are spurious
+    32.011, 40.729, 41.689, 45.046, 46.667, 48.055, 51.094, 52.207, 63.284, 64.232, 66.874, 71.787, 73.596,
+    77.641, 80.753, 83.319, 87.631, 89.929, 90.606, 91.727, 95.106, 95.891, 98.780, 104.571, 108.894)
+
+
+@pytest.mark.parametrize("lines, system, cell", [
+    # the right cell (15 of 25 lines at 0.03 deg, M20 70) was replaced by its doubled cell; it now stays a partial
+    # solution beside it, and widened it beats the sqrt3 supercell (7.96 A, M20 18)
+    (NOISY_HEXAGONAL_190, "hexagonal", (4.5961, 4.5961, 8.930)),
+    # a false 15.98 x 7.97 A cell passes at M20 22 while the right one indexes 18 of 25 at M20 62: partial cells
+    # of higher M20 than every acceptable one are widened too
+    (NOISY_HEXAGONAL_173, "hexagonal", (9.225, 9.225, 5.224)),
+    # at widened tolerances the (2a, 2c) cell indexed one spurious line among its dense reflections: halving may
+    # lose a line whose indexing is plausibly chance
+    (NOISY_ORTHORHOMBIC_058, "orthorhombic", (3.8913, 4.0215, 2.5725)),
+])
+def test_noisy_lines_do_not_give_super_cells(lines: tuple[float, ...], system: str, cell: tuple[float, ...]) -> None:
+    best = search(np.array(lines), 1.5406, params=SearchParams(systems=(system,))).solutions[0]
+    assert best.crystal_system == system
+    np.testing.assert_allclose(sorted(best.cell[:3]), sorted(cell), rtol=3e-3)
+
+
+def test_a_pseudo_tetragonal_orthorhombic_cell_is_orthorhombic() -> None:
+    """a = 4.50, b = 4.52 A (0.4 %): the tetragonal cell leaves a split line unindexed and ranks below a false
+    sqrt2 cell at a wide tolerance; refined from slightly distorted starts in the orthorhombic system it indexes
+    every line with M20 114 against 42, and is reported."""
+    lines = _first_lines((4.50, 4.52, 11.0, 90, 90, 90), "P")
+    lines = lines + np.random.default_rng(0).normal(0.0, 0.01, lines.size)
+    best = search(lines, CU, params=SearchParams(systems=("tetragonal", "orthorhombic"))).solutions[0]
+    assert best.crystal_system == "orthorhombic" and best.lines_indexed == best.lines_total
+    np.testing.assert_allclose(sorted(best.cell[:3]), [4.50, 4.52, 11.0], rtol=1e-3)
+
+
+@pytest.mark.parametrize(("lines_total", "unindexed", "acceptable"), [(25, 2, True), (25, 3, False), (24, 2, True),
+                                                                      (12, 1, True), (12, 2, False), (6, 1, False)])
+def test_unindexed_lines_allowed_scale_with_the_lines_searched(lines_total: int, unindexed: int,
+                                                               acceptable: bool) -> None:
+    """max_unindexed (2) is for max_lines (25) lines, proportionally fewer for fewer lines, rounded: 24 lines
+    still allow 2 (two impurity lines among 24 are as likely as among 25), 12 allow 1, 6 none."""
+    from xrdframe_ntreor.search import Solution, _acceptable
+
+    s = Solution(crystal_system="tetragonal", centring="P", q_coefficients=(0.1, 0.1, 0.05, 0, 0, 0),
+                 cell=(3.16, 3.16, 4.47, 90.0, 90.0, 90.0), volume=44.7, zero_shift=0.0,
+                 hkl=np.zeros((lines_total, 3), dtype=np.int64), lines_indexed=lines_total - unindexed,
+                 lines_total=lines_total, m20=50.0, f_n=50.0, n_lines=min(20, lines_total), zone=False,
+                 rank_score=50.0 / (1 + unindexed), tolerance=0.03)
+    assert _acceptable(s, SearchParams()) is acceptable
