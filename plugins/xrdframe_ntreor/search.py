@@ -753,8 +753,10 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                         found = [s for s in found if id(s) not in lower] + higher
                         accepted = higher
                 # else: the zero shift of a wrong partial cell; the next groups start from the lines as they are
-            if accepted and names == ["cubic"] and max(a.m20 for a in accepted) < 2 * params.m20_threshold:
-                found = _check_cubic(found, accepted, two_theta, wavelength, params, check_factor, zero_start)
+            if (accepted and group[0] in ("cubic", "tetragonal")
+                    and max(a.m20 for a in accepted) < 2 * params.m20_threshold):
+                found = _check_marginal(group, found, accepted, two_theta, wavelength, params, check_factor,
+                                        zero_start)
             if accepted:
                 # pseudo-symmetry: the best acceptable cells of each system may be distorted lower ones (a
                 # tetragonal 4.52 x 11.01 A cell leaving one split line unindexed ranks below a false sqrt2 cell)
@@ -794,13 +796,16 @@ def _search_higher(group: tuple[str, ...], two_theta: np.ndarray, wavelength: fl
     return out
 
 
-def _check_cubic(found: list[Solution], accepted: list[Solution], two_theta: np.ndarray, wavelength: float,
-                 params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
-    """A cubic solution with M20 under twice the threshold is checked against the tetragonal and hexagonal
-    search: one of those with at least twice its M20 is kept beside it (and ranks above it); otherwise the
-    cubic one stands alone. (A false cubic I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A
-    structure with M20 31; the hexagonal cell has M20 146.)"""
-    names = [name for name in _GROUPS[1] if name in params.systems]  # tetragonal, hexagonal
+def _check_marginal(group: tuple[str, ...], found: list[Solution], accepted: list[Solution],
+                    two_theta: np.ndarray, wavelength: float, params: SearchParams, factor: float,
+                    zero_start: float) -> list[Solution]:
+    """An acceptable solution of the cubic or the tetragonal/hexagonal group with M20 under twice the threshold
+    does not end the descent alone: the next group (tetragonal/hexagonal, orthorhombic) is searched too, and a
+    solution there with at least twice its M20 is kept beside it (and ranks above it); otherwise the marginal
+    one stands. (A false cubic I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A structure
+    with M20 31, the hexagonal cell has M20 146; false tetragonal and hexagonal cells index the first 25 lines of
+    orthorhombic structures with M20 20-30.)"""
+    names = [name for name in _GROUPS[_GROUPS.index(group) + 1] if name in params.systems]
     if not names:
         return found
     best = max(a.m20 for a in accepted)
