@@ -245,9 +245,13 @@ class _NeuralIndexer:
         results: list[Prediction | None] = [None] * len(data)
         if rows:
             out = self.predict_arrays(profiles)
+            top = {name: _top_k(out[name], self.params.top_k)
+                   for name in ("crystal_system", "extinction_group", "space_group")}
+            labels = {name: out[key].tolist() for name, key in (("cs", "cs"), ("eg", "eg"), ("sg", "sg"))}
+            p_sg = np.take_along_axis(out["space_group"], out["sg"][:, None].astype(np.int64), axis=1)[:, 0].tolist()
             seconds = (time.perf_counter() - start) / max(1, len(data))
             for j, i in enumerate(rows):
-                results[i] = self._prediction(out, j, seconds)
+                results[i] = self._prediction(top, labels, p_sg[j], j, seconds)
         seconds = (time.perf_counter() - start) / max(1, len(data))
         return [r if r is not None else Prediction.empty(reasons[i], seconds) for i, r in enumerate(results)]
 
@@ -272,20 +276,26 @@ class _NeuralIndexer:
                     parts[key].append(value.cpu().numpy())
         return {k: np.concatenate(v) for k, v in parts.items()}
 
-    def _prediction(self, out: dict[str, np.ndarray], j: int, seconds: float) -> Prediction:
-        k = self.params.top_k
+    @staticmethod
+    def _prediction(top: dict[str, tuple[list[list[int]], list[list[float]]]], labels: dict[str, list[int]],
+                    p_sg: float, j: int, seconds: float) -> Prediction:
+        """The prediction of row ``j`` from the batch's top-k lists (:func:`_top_k`) and labels."""
+        def ranked(name: str, label: Any) -> tuple[tuple[object, float], ...]:
+            index, prob = top[name][0][j], top[name][1][j]
+            return tuple((label(i), p) for i, p in zip(index, prob, strict=True) if p > 0)
 
-        def ranked(p: np.ndarray, label: Any) -> tuple[tuple[object, float], ...]:
-            order = np.argsort(-p, kind="stable")[:k]
-            return tuple((label(int(i)), float(p[i])) for i in order if p[i] > 0)
+        return Prediction(crystal_system=CRYSTAL_SYSTEMS[labels["cs"][j]], extinction_group=labels["eg"][j],
+                          space_group=labels["sg"][j], figure_of_merit=p_sg, seconds=seconds,
+                          top_k={"crystal_system": ranked("crystal_system", CRYSTAL_SYSTEMS.__getitem__),
+                                 "extinction_group": ranked("extinction_group", int),
+                                 "space_group": ranked("space_group", int)})
 
-        p_sg = out["space_group"][j]
-        sg = int(out["sg"][j])
-        return Prediction(crystal_system=CRYSTAL_SYSTEMS[int(out["cs"][j])], extinction_group=int(out["eg"][j]),
-                          space_group=sg, figure_of_merit=float(p_sg[sg]), seconds=seconds,
-                          top_k={"crystal_system": ranked(out["crystal_system"][j], lambda i: CRYSTAL_SYSTEMS[i]),
-                                 "extinction_group": ranked(out["extinction_group"][j], int),
-                                 "space_group": ranked(p_sg, int)})
+
+def _top_k(probabilities: np.ndarray, k: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Indices and values of the ``k`` largest probabilities of each row (N, C), largest first (stable on ties),
+    as Python lists: one sort for the whole batch."""
+    index = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return index.tolist(), np.take_along_axis(probabilities, index, axis=1).tolist()
 
 
 def _out_of_range(grid: Any, wavelength: float) -> str:
