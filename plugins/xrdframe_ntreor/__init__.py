@@ -1,8 +1,7 @@
 """The ``ntreor`` indexer: trial-and-error indexing of powder peak positions in the manner of (N-)TREOR.
 
 Modules: :mod:`.merit` (M20, F_N), :mod:`.systems` (free Q coefficients per crystal system), :mod:`.refine`
-(indexing, least squares with a zero shift, centring, axis halving, zones), :mod:`.metric_symmetry` (lattice
-two-fold axes: higher metric symmetry of a low-symmetry cell), :mod:`.search` (the search itself:
+(indexing, least squares with a zero shift, centring, axis halving, zones), :mod:`.search` (the search itself:
 :func:`xrdframe_ntreor.search.search`), :mod:`.extinction` (extinction groups from the missing reflection
 classes) and :mod:`.indexer` (the component: peak picking, search, reduction to the conventional cell, ranking).
 """

@@ -16,8 +16,10 @@ tetragonal, hexagonal/trigonal, orthorhombic, monoclinic, triclinic):
    compact first;
 3. *refinement* (:mod:`.refine`): index all lines, least squares with a zero shift, re-index, halve axes while
    every line stays indexed, detect the lattice centring, flag dominant zones, score with M20 and F_N; a cell
-   leaving lines unindexed is tried doubled along its axes; a monoclinic or triclinic cell whose lattice has
-   higher metric symmetry (:mod:`.metric_symmetry`) is refined again in that system;
+   leaving lines unindexed is tried doubled along its axes; an orthorhombic, monoclinic or triclinic cell whose
+   lattice has higher metric symmetry (Le Page, :func:`xrdframe.lattice.lattice_symmetry`) is refined again in
+   that system, and a cubic, tetragonal or hexagonal one in the next lower system from slightly distorted
+   starts (pseudo-symmetry), each kept only when the lines agree (M20);
 4. the groups (cubic), (tetragonal, hexagonal), (orthorhombic), (monoclinic), (triclinic) are searched in turn,
    each with the tolerances widened by ``widen`` until it gives an acceptable solution (M20 >= ``m20_threshold``
    / sqrt(widening), at most ``max_unindexed`` unindexed lines, no dominant zone); a solution with a zero shift
@@ -39,11 +41,16 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from xrdframe.lattice import cell_from_q_coefficients, q_coefficients, q_to_two_theta, two_theta_to_q
+from xrdframe.lattice import (
+    cell_from_q_coefficients,
+    lattice_symmetry,
+    q_coefficients,
+    q_to_two_theta,
+    two_theta_to_q,
+)
 from xrdframe.lattice import niggli_cell as lattice_niggli_cell
 
 from .merit import f_n, m20
-from .metric_symmetry import higher_metric_cells
 from .refine import (
     Indexing,
     chance_coincidence,
@@ -103,8 +110,8 @@ class SearchParams:
         monoclinic beta line h0l with |h|, l <= 2 and the triclinic angle lines 110, 101, 01+-1).
     :ivar screen_index_limit: largest |h|, |k|, |l| of the screening Q tables, per system.
     :ivar zero_shift: refine a zero shift (degrees) with the cell.
-    :ivar max_obliquity: lattice two-fold axes within this angle (degrees) promote a monoclinic or triclinic
-        solution to the higher crystal system (:mod:`.metric_symmetry`).
+    :ivar max_obliquity: lattice two-fold axes within this angle (degrees) promote an orthorhombic, monoclinic
+        or triclinic solution to the higher crystal system, when refined there it indexes as many lines.
     :ivar max_solutions: candidates returned.
     """
 
@@ -571,20 +578,21 @@ def _n_resolved(s: Solution, q_max: float, wavelength: float, tol_deg: float) ->
 
 
 def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float, screen_deg: float,
-             params: SearchParams, zero_start: float) -> Solution:
-    """The solution refined in a higher crystal system when its lattice has that metric symmetry (within
-    ``max_obliquity``) and the higher system indexes as many lines, with an M20 not ``min_lower_gain`` times
-    lower."""
+             params: SearchParams) -> Solution:
+    """The solution refined in a higher crystal system when its lattice has that metric symmetry (Le Page,
+    within ``max_obliquity``; the most symmetric first) and the higher system indexes as many lines, with an
+    M20 not ``min_lower_gain`` times lower; refined from the solution's own zero shift."""
     try:
-        higher = higher_metric_cells(s.cell, s.centring, params.max_obliquity)
+        matches = lattice_symmetry(s.cell, s.centring, params.max_obliquity)
     except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
         return s
-    for name, cell in higher:
-        if SYSTEMS.index(name) >= SYSTEMS.index(MetricSystem.get(s.crystal_system).name):
+    rank = SYSTEMS.index(MetricSystem.get(s.crystal_system).name)
+    for match in matches:
+        system = MetricSystem.get(match.crystal_system)
+        if SYSTEMS.index(system.name) >= rank:
             continue
-        system = MetricSystem.get(name)
-        x = system.parameters(q_coefficients(cell))
-        promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
+        x = system.parameters(q_coefficients(match.ideal_cell))
+        promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, s.zero_shift)
         # as many lines, and not a much worse fit (the converse of _check_lower: a split the lines show)
         if (promoted is not None and promoted.lines_indexed >= s.lines_indexed
                 and promoted.m20 * params.min_lower_gain >= s.m20):
@@ -901,8 +909,9 @@ def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: floa
                 s = grown
             if s is not None and system.name in _HALVED_LOWER:
                 s = _halve_lower(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
-            if s is not None and system.name in ("orthorhombic", "monoclinic", "triclinic"):
-                s = _promote(s, two_theta, wavelength, tol_deg, screen_deg, params, zero_start)
+            if s is not None and s.crystal_system in ("orthorhombic", "monoclinic", "triclinic"):
+                # also a tetragonal cell's halved orthorhombic one (7.66 A tP, all lines h + k even: 5.415 A tP)
+                s = _promote(s, two_theta, wavelength, tol_deg, screen_deg, params)
             extra -= 1
             if s is not None:
                 found.append(s)
