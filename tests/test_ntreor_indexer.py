@@ -165,3 +165,17 @@ def test_a_metrically_near_cubic_tetragonal_cell_stays_tetragonal() -> None:
     prediction = xrdframe.create("indexer", "ntreor").predict(ObservedPeaks(np.sort(two_theta), None, 1.5406))
     assert prediction.crystal_system == "tetragonal" and prediction.candidates[0].bravais_lattice == "tP"
     np.testing.assert_allclose(prediction.cell[:3], (6.10, 6.10, 6.13), rtol=1e-3)
+
+
+def test_a_candidates_centring_defaults_to_its_lattice_letter() -> None:
+    from xrdframe.indexing import CellCandidate, lattice_centring
+
+    common = dict(volume=100.0, m20=50.0, f_n=40.0, n_lines=20, lines_indexed=20, lines_total=20)
+    oc = CellCandidate(crystal_system="orthorhombic", bravais_lattice="oC", cell=(5, 8, 9, 90, 90, 90), **common)
+    hr = CellCandidate(crystal_system="trigonal", bravais_lattice="hR", cell=(5, 5, 9, 90, 90, 120), **common)
+    aba2 = CellCandidate(crystal_system="orthorhombic", bravais_lattice="oC", cell=(9, 5, 8, 90, 90, 90),
+                         centring="A", **common)
+    assert (oc.centring, hr.centring, aba2.centring) == ("C", "R", "A")
+    assert aba2.to_dict()["centring"] == "A"
+    with pytest.raises(ValueError, match="unknown Bravais lattice 'xC'"):
+        lattice_centring("xC")

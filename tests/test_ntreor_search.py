@@ -278,3 +278,26 @@ def test_unindexed_lines_allowed_scale_with_the_lines_searched(lines_total: int,
                  lines_total=lines_total, m20=50.0, f_n=50.0, n_lines=min(20, lines_total), zone=False,
                  rank_score=50.0 / (1 + unindexed), tolerance=0.03)
     assert _acceptable(s, SearchParams()) is acceptable
+
+
+@pytest.mark.parametrize(("true_cell", "start", "expected"), [
+    # a tetragonal cell found as orthorhombic (the halved cell of a sqrt2 supercell): 0.06 % apart, promoted
+    ((5.415, 5.415, 10.197), (5.4178, 5.4147, 10.1985), "tetragonal"),
+    # a real orthorhombic cell 0.11 % from tetragonal (obliquity 0.06 deg, within max_obliquity): its split
+    # high-angle lines keep it orthorhombic
+    ((5.400, 5.406, 10.197), (5.400, 5.406, 10.197), "orthorhombic"),
+])
+def test_an_orthorhombic_cell_is_promoted_only_when_the_lines_agree(true_cell: tuple[float, ...],
+                                                                     start: tuple[float, ...],
+                                                                     expected: str) -> None:
+    from xrdframe_ntreor.search import MetricSystem, _evaluate, _promote
+
+    lines = _first_lines(true_cell + (90, 90, 90), "P", n=25)
+    params = SearchParams()
+    ortho = MetricSystem.get("orthorhombic")
+    found = _evaluate(ortho, ortho.parameters(q_coefficients(start + (90, 90, 90))), lines, CU, 0.03, 0.06, params,
+                      0.0)
+    assert found is not None and found.crystal_system == "orthorhombic"
+    promoted = _promote(found, lines, CU, 0.03, 0.06, params)
+    assert promoted.crystal_system == expected
+    np.testing.assert_allclose(sorted(promoted.cell[:3]), sorted(true_cell), rtol=1e-3)
