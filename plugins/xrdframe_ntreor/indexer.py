@@ -90,7 +90,8 @@ class NtreorParams:
     max_candidates: int = param(10, doc="candidates returned, best first", validator=positive)
     extinction: bool = param(True, doc="rank extinction groups from the reflections missing among the lines")
     lattice_tolerance: float = param(0.5, unit="deg", validator=positive,
-                                     doc="largest Le Page obliquity of a twofold axis when assigning the lattice")
+                                     doc="largest Le Page obliquity of a twofold axis when assigning the lattice "
+                                         "(never of a higher crystal system than the search's)")
     merge_width: float = param(0.005, unit="deg 2theta", validator=_non_negative_float,
                                doc="lines closer than this are one line (intensity-weighted position)")
     picking: PeakPickingParams = param(factory=PeakPickingParams,
