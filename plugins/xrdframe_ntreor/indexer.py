@@ -91,7 +91,8 @@ class NtreorParams:
     extinction: bool = param(True, doc="rank extinction groups from the reflections missing among the lines")
     lattice_tolerance: float = param(0.5, unit="deg", validator=positive,
                                      doc="largest Le Page obliquity of a twofold axis when assigning the lattice "
-                                         "(never of a higher crystal system than the search's)")
+                                         "(above the search's crystal system only for lines that needed a widened "
+                                         "tolerance)")
     merge_width: float = param(0.005, unit="deg 2theta", validator=_non_negative_float,
                                doc="lines closer than this are one line (intensity-weighted position)")
     picking: PeakPickingParams = param(factory=PeakPickingParams,
@@ -110,14 +111,22 @@ class NtreorParams:
                             max_solutions=max(self.max_candidates, defaults.max_solutions))
 
 
-def _conventional(solution: Solution, tolerance: float) -> LatticeMatch:
+def _conventional(solution: Solution, tolerance: float, nominal: float) -> LatticeMatch:
     """The most symmetric Bravais lattice compatible with the refined metric of a solution, with its conventional
     cell (``ideal_cell``) and the transformation from the found basis (conventional = found @ P); aP is always
-    among the matches. Never of a higher crystal system than the search's: the search refits a cell in the
-    higher system its metric allows and keeps it only when the lines agree, so a metric within the tolerance
-    (an orthorhombic a = 10.388, b = 10.419 A whose high-angle lines are split) is not promoted on the metric
-    alone."""
+    among the matches.
+
+    A lattice of a higher crystal system than the search's is taken on the metric alone only when the solution
+    needed a widened tolerance (``solution.tolerance`` over ``nominal``, degrees 2theta): such lines cannot
+    show a split of a few tenths of a percent, and the higher symmetry explains them as well (Occam). Lines
+    precise enough for the nominal tolerance can: the search refitted the cell in the higher system its metric
+    allows and kept it only when the lines agreed, so an orthorhombic a = 10.388, b = 10.419 A cell with split
+    high-angle lines stays orthorhombic; so does a cell the search chose below its metric's system because its
+    split lines showed it (``split_by_lines``). (The mean residual of the indexed lines did not tell noisy lines from
+    precise ones well enough to be used instead: misfit lines of right cells raise it.)"""
     matches = lattice_symmetry(solution.cell, solution.centring, tolerance)
+    if solution.tolerance > 1.01 * nominal and not solution.split_by_lines:
+        return matches[0]
     rank = SYSTEMS.index(MetricSystem.get(solution.crystal_system).name)
     return next((m for m in matches if SYSTEMS.index(MetricSystem.get(m.crystal_system).name) >= rank),
                 matches[-1])
@@ -166,7 +175,7 @@ class Ntreor:
         two_theta = np.asarray(peaks.two_theta, dtype=float)
         for solution in solutions:
             try:
-                match = _conventional(solution, p.lattice_tolerance)
+                match = _conventional(solution, p.lattice_tolerance, p.tolerance)
             except ValueError:  # not a cell (gemmi refuses the metric)
                 continue
             lattice, cell, transformation = match.bravais_lattice, match.ideal_cell, match.transformation

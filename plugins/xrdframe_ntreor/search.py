@@ -99,7 +99,9 @@ class SearchParams:
     :ivar min_lower_gain: an acceptable cubic, tetragonal or hexagonal cell is replaced by a slightly distorted
         cell of the next lower system (tetragonal, orthorhombic, orthohexagonal) only when that indexes as many
         lines with at least this many times its M20: de Wolff's figure counts the split reflections against
-        it, so only a splitting the lines really show pays (pseudo-symmetric cells, a = 13.028, b = 13.037 A).
+        it, so only a splitting the lines really show pays (an orthorhombic 4.50 x 4.52 x 11.0 A cell). The
+        converse, a promotion must not lose that factor, applies at the nominal tolerance only: at widened
+        tolerances the higher system that indexes as many lines is taken.
     :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together.
     :ivar systems: crystal systems to try ('trigonal' means 'hexagonal': one metric).
     :ivar basis_lines: lines from which basis sets are drawn (the first ones).
@@ -162,6 +164,9 @@ class Solution:
     :ivar zone: the indexed reflections lie in one reciprocal plane (dominant zone: third axis undetermined).
     :ivar rank_score: M20 / (1 + unindexed lines), the ranking key (a tenth of it for a dominant zone).
     :ivar tolerance: indexing tolerance used, degrees 2theta (``SearchParams.tolerance`` times the widening).
+    :ivar split_by_lines: the crystal system was chosen below the metric's by the lines themselves (a
+        distorted cell that indexes them with ``min_lower_gain`` times the M20): not to be promoted on the
+        metric alone.
     """
 
     crystal_system: str
@@ -179,6 +184,7 @@ class Solution:
     zone: bool = False
     rank_score: float = 0.0
     tolerance: float = 0.0
+    split_by_lines: bool = False
 
 
 @attrs.frozen(eq=False)
@@ -593,9 +599,11 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
             continue
         x = system.parameters(q_coefficients(match.ideal_cell))
         promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, s.zero_shift)
-        # as many lines, and not a much worse fit (the converse of _check_lower: a split the lines show)
+        # as many lines, and - when the lines are precise enough to show a split (nominal tolerance) - not a much
+        # worse fit (the converse of _check_lower); at widened tolerances the extra parameter fits noise, and the
+        # higher symmetry that indexes the same lines stands (Occam)
         if (promoted is not None and promoted.lines_indexed >= s.lines_indexed
-                and promoted.m20 * params.min_lower_gain >= s.m20):
+                and (s.tolerance > 1.01 * params.tolerance or promoted.m20 * params.min_lower_gain >= s.m20)):
             return promoted
     return s
 
@@ -635,7 +643,7 @@ def _check_lower(s: Solution, two_theta: np.ndarray, wavelength: float, params: 
                 and abs(_primitive_volume(t) / _primitive_volume(s) - 1.0) < 0.02  # the same lattice, distorted
                 and t.m20 >= params.min_lower_gain * s.m20 and (best is None or t.m20 > best.m20)):
             best = t
-    return best
+    return None if best is None else attrs.evolve(best, split_by_lines=True)
 
 
 #: Lattice points per cell of each centring (R: on hexagonal axes).
