@@ -153,7 +153,8 @@ def test_a_cell_in_its_extinction_symbols_setting_carries_that_centring(shared_d
 
 def test_a_metrically_near_cubic_tetragonal_cell_stays_tetragonal() -> None:
     """a = 6.10, c = 6.13 A (0.5 %, within the 0.5 degree lattice tolerance): the search keeps the tetragonal
-    cell because the lines are split, and the indexer no longer promotes it to cubic on the metric alone."""
+    cell because the lines are split, and the indexer does not promote lines indexed at the nominal tolerance
+    to cubic on the metric alone."""
     from xrdframe_ntreor.refine import reflections
 
     from xrdframe.lattice import q_coefficients, q_to_two_theta

@@ -247,7 +247,7 @@ class _NeuralIndexer:
             out = self.predict_arrays(profiles)
             top = {name: _top_k(out[name], self.params.top_k)
                    for name in ("crystal_system", "extinction_group", "space_group")}
-            labels = {name: out[key].tolist() for name, key in (("cs", "cs"), ("eg", "eg"), ("sg", "sg"))}
+            labels = {key: out[key].tolist() for key in ("cs", "eg", "sg")}
             p_sg = np.take_along_axis(out["space_group"], out["sg"][:, None].astype(np.int64), axis=1)[:, 0].tolist()
             seconds = (time.perf_counter() - start) / max(1, len(data))
             for j, i in enumerate(rows):
