@@ -93,7 +93,7 @@ def run_one(job: tuple[int, dict[str, str], float, int, float, bool]) -> dict[st
             return out
         best = prediction.candidates[0]
         system, m20 = prediction.crystal_system, best.m20
-        centring_found = best.centring  # of the cell as written (an oC lattice in Aba2's A-centred setting: A)
+        centring_found = best.centring  # of the cell as written (the lattice letter)
         lines = f"{best.lines_indexed}/{best.lines_total}"
     ref = niggli_cell(truth_cell, centring)
     got = niggli_cell(best.cell, centring_found)

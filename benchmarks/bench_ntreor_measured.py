@@ -64,7 +64,7 @@ def run_one(task: tuple[str, dict[str, str], float]) -> dict[str, Any]:
     if prediction.cell is not None and out["has_cell"] and prediction.candidates:
         try:
             true_cell = _reference_cell(row)
-            centring = prediction.candidates[0].centring  # of the cell as written (A for Aba2's setting)
+            centring = prediction.candidates[0].centring  # of the cell as written (the lattice letter)
             true_centring = _centring(int(row["space_group"]))
             out["match"] = bool(same_lattice(prediction.cell, centring, true_cell, true_centring))
             if out["pred"] == out["true"]:

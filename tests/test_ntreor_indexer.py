@@ -135,20 +135,27 @@ def test_lab6_with_its_zero_error_is_cubic(shared_data: Path) -> None:
     assert prediction.cell[0] == pytest.approx(4.1569, rel=1e-3)
 
 
-def test_a_cell_in_its_extinction_symbols_setting_carries_that_centring(shared_data: Path) -> None:
+def test_an_oc_cell_stays_c_centred_when_its_symbol_is_written_for_an_a_setting(shared_data: Path) -> None:
     """Aba2 (41): a C-centred orthorhombic lattice whose extinction symbol is written for the A-centred setting.
-    The candidate's cell is in that setting, so its centring is A, not the C of 'oC'; with it the reduced cell is
-    the structure's (with C it would be another lattice)."""
+    The candidate's cell stays in the conventional C-centred setting the contract asks for (its reduced cell is
+    the structure's when read as C, another lattice when read as A), and the symbol's A-centred cell is given
+    beside it; the indices are those of the C cell (no C-forbidden h+k odd among them)."""
     path = shared_data / "structures" / "spglib" / "orthorhombic__POSCAR-041-2.cif"
     structure = xrdframe.read_structure(path)
     peaks = xrdframe.simulate_peaks(structure, 1.5406, (5.0, 120.0))
     keep = peaks.intensity >= 1.0
     lines = ObservedPeaks(peaks.two_theta[keep][:30], peaks.intensity[keep][:30], 1.5406)
-    best = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(lines).candidates[0]
+    prediction = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(lines)
+    best = prediction.candidates[0]
     assert best.bravais_lattice == "oC" and 41 in best.space_groups
-    assert best.centring == "A" and best.to_dict()["centring"] == "A"
-    assert same_lattice(best.cell, best.centring, tuple(structure.cell), "A")
-    assert not same_lattice(best.cell, "C", tuple(structure.cell), "A")
+    assert best.centring == "C" and best.to_dict()["centring"] == "C"
+    assert same_lattice(best.cell, "C", tuple(structure.cell), "A")
+    assert not same_lattice(best.cell, "A", tuple(structure.cell), "A")
+    assert best.symbol_centring == "A" and best.to_dict()["symbol_centring"] == "A"
+    assert same_lattice(best.symbol_cell, "A", tuple(structure.cell), "A")
+    assert prediction.cell == best.cell
+    indexed = best.hkl[np.any(best.hkl != 0, axis=1)]
+    assert len(indexed) and not np.any((indexed[:, 0] + indexed[:, 1]) % 2)
 
 
 def test_a_metrically_near_cubic_tetragonal_cell_stays_tetragonal() -> None:
@@ -174,9 +181,10 @@ def test_a_candidates_centring_defaults_to_its_lattice_letter() -> None:
     common = dict(volume=100.0, m20=50.0, f_n=40.0, n_lines=20, lines_indexed=20, lines_total=20)
     oc = CellCandidate(crystal_system="orthorhombic", bravais_lattice="oC", cell=(5, 8, 9, 90, 90, 90), **common)
     hr = CellCandidate(crystal_system="trigonal", bravais_lattice="hR", cell=(5, 5, 9, 90, 90, 120), **common)
-    aba2 = CellCandidate(crystal_system="orthorhombic", bravais_lattice="oC", cell=(9, 5, 8, 90, 90, 90),
-                         centring="A", **common)
-    assert (oc.centring, hr.centring, aba2.centring) == ("C", "R", "A")
-    assert aba2.to_dict()["centring"] == "A"
+    aba2 = CellCandidate(crystal_system="orthorhombic", bravais_lattice="oC", cell=(5, 8, 9, 90, 90, 90),
+                         symbol_cell=(9, 5, 8, 90, 90, 90), symbol_centring="A", **common)
+    assert (oc.centring, hr.centring, aba2.centring) == ("C", "R", "C")
+    assert oc.to_dict()["symbol_cell"] is None and oc.symbol_centring is None
+    assert aba2.to_dict()["symbol_cell"] == [9.0, 5.0, 8.0, 90.0, 90.0, 90.0]
     with pytest.raises(ValueError, match="unknown Bravais lattice 'xC'"):
         lattice_centring("xC")

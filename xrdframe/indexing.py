@@ -62,9 +62,12 @@ class CellCandidate:
     :ivar extinction_symbol: its reflection conditions (for example ``'h0l: l=2n; 0k0: k=2n'``).
     :ivar space_groups: space groups of that extinction group, lowest number first.
     :ivar extinction_likelihood: relative likelihood of that extinction group among those tested (0-1).
-    :ivar centring: lattice centring letter (P A B C I F R) of ``cell`` as given: the lattice's own (C for oC)
-        unless the cell is written in the setting of the extinction symbol, which may put the centred face
-        elsewhere (the A-centred cell of Aba2 for an oC lattice).
+    :ivar centring: lattice centring letter (P A B C I F R) of ``cell``: the lattice's own (C for oC, R for hR).
+    :ivar symbol_cell: the cell in the setting the extinction symbol and the first space group's symbol are
+        written for, when that setting centres another face than ``cell`` does (the A-centred cell of Aba2 for
+        an oC lattice); ``None`` when ``cell`` is already in it (axis orders and monoclinic cell choices that
+        keep the centring are applied to ``cell`` itself).
+    :ivar symbol_centring: the centring letter of ``symbol_cell`` (``None`` without one).
     """
 
     crystal_system: str
@@ -84,6 +87,8 @@ class CellCandidate:
     extinction_likelihood: float | None = None
     centring: str = attrs.field(default=attrs.Factory(lambda self: lattice_centring(self.bravais_lattice),
                                                       takes_self=True))
+    symbol_cell: Cell | None = attrs.field(default=None, converter=attrs.converters.optional(_cell))
+    symbol_centring: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready fields (the contract's ``candidates`` entries of ``xrdframe index --json``)."""
@@ -95,7 +100,8 @@ class CellCandidate:
             "lines_total": self.lines_total, "zero_shift": self.zero_shift,
             "extinction_group": self.extinction_group, "extinction_symbol": self.extinction_symbol,
             "space_groups": list(self.space_groups), "extinction_likelihood": self.extinction_likelihood,
-            "centring": self.centring,
+            "centring": self.centring, "symbol_cell": None if self.symbol_cell is None else list(self.symbol_cell),
+            "symbol_centring": self.symbol_centring,
         }
 
 

@@ -19,7 +19,7 @@ import gemmi
 import numpy as np
 
 from xrdframe.component import param
-from xrdframe.indexing import CellCandidate, Prediction
+from xrdframe.indexing import CellCandidate, Prediction, lattice_centring
 from xrdframe.lattice import LatticeMatch, cell_volume, lattice_symmetry, niggli_cell, two_theta_to_q
 from xrdframe.pattern import ObservedPeaks, Pattern
 from xrdframe.peak_picking import PeakPickingParams, pick_peaks
@@ -252,8 +252,13 @@ def _extinction_fields(cell: tuple[float, ...], lattice: str, lines: np.ndarray,
     setting = np.asarray(top.setting, dtype=float)
     if np.allclose(setting, np.eye(3)):
         return fields, None
+    # the symbol's setting is that of its lowest-numbered space group; when it centres another face (an oC
+    # lattice in the A-centred cell of Aba2) the cell stays in the lattice's conventional setting, as the contract
+    # has it, and the symbol's cell is reported beside it
+    centring = gemmi.find_spacegroup_by_number(top.space_groups[0]).centring_type()
+    if centring != lattice_centring(lattice):
+        fields["symbol_cell"] = tuple(float(x) for x in top.setting_cell)
+        fields["symbol_centring"] = centring
+        return fields, None
     fields["cell"] = tuple(float(x) for x in top.setting_cell)
-    # the symbol's setting is that of its lowest-numbered space group, whose centring the cell now has (an oC
-    # lattice in the A-centred cell of Aba2)
-    fields["centring"] = gemmi.find_spacegroup_by_number(top.space_groups[0]).centring_type()
     return fields, setting
