@@ -251,6 +251,12 @@ class _Scheme:
 
 
 def _schemes(system: MetricSystem, params: SearchParams, n_lines: int) -> list[_Scheme]:
+    """The basis schemes of a system, their line pools within the ``n_lines`` observed."""
+    return [attrs.evolve(s, pools=tuple(min(n, n_lines) for n in s.pools))
+            for s in _system_schemes(system, params, n_lines)]
+
+
+def _system_schemes(system: MetricSystem, params: SearchParams, n_lines: int) -> list[_Scheme]:
     k = min(params.basis_lines, n_lines)
     limit = params.index_limit.get(system.name, 2)
     if system.name == "cubic":
