@@ -135,6 +135,18 @@ def test_lab6_with_its_zero_error_is_cubic(shared_data: Path) -> None:
     assert prediction.cell[0] == pytest.approx(4.1569, rel=1e-3)
 
 
+def test_measured_pbso4_is_orthorhombic(shared_data: Path) -> None:
+    """Anglesite PbSO4 (GSAS-II tutorial, lab Cu): a monoclinic fit of the picked lines with beta = 90.05 deg
+    indexes one line more than the orthorhombic cell at 0.03 deg, but the distortion does not improve the fit
+    of the same lines significantly enough (Hamilton's test at ``distortion_significance``): orthorhombic
+    8.48 x 5.398 x 6.958 A, as the tutorial's answer."""
+    pattern = xrdframe.read_pattern(shared_data / "experimental" / "gsas2_tutorials" / "g2_PbSO4_xray.xy",
+                                    wavelength=1.5405)
+    prediction = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(pattern)
+    assert prediction.crystal_system == "orthorhombic"
+    np.testing.assert_allclose(sorted(prediction.cell[:3]), sorted((8.48, 5.398, 6.958)), rtol=2e-3)
+
+
 def test_an_oc_cell_stays_c_centred_when_its_symbol_is_written_for_an_a_setting(shared_data: Path) -> None:
     """Aba2 (41): a C-centred orthorhombic lattice whose extinction symbol is written for the A-centred setting.
     The candidate's cell stays in the conventional C-centred setting the contract asks for (its reduced cell is

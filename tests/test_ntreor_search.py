@@ -314,3 +314,15 @@ def test_six_lines_are_searched_in_every_system() -> None:
     assert result.solutions, result.reason
     best = result.solutions[0]
     assert best.lines_indexed == best.lines_total == 6
+
+
+def test_a_near_cubic_tetragonal_cell_is_not_replaced_by_a_widened_cubic_one() -> None:
+    """a = 5.8151, c = 5.8014 A (0.24 %): the cubic cell leaves the split lines beyond 0.03 deg and passes only at
+    a widened tolerance, where it would end the descent; the tetragonal cell indexes every line at the nominal
+    tolerance with a higher M20 and is reported."""
+    cell = (5.8151, 5.8151, 5.8014, 90.0, 90.0, 90.0)
+    two_theta = _first_lines(cell, "P")
+    two_theta = np.sort(two_theta + np.random.default_rng(5).normal(0.0, 0.01, two_theta.size))
+    best = search(two_theta, CU).solutions[0]
+    assert best.crystal_system == "tetragonal" and best.tolerance == pytest.approx(0.03)
+    assert _same_lattice(best.cell, best.centring, cell, "P")

@@ -17,13 +17,15 @@ from functools import lru_cache
 import attrs
 import numpy as np
 
-from xrdframe.lattice import centring_mask, two_theta_to_q
+from scipy import stats
+
+from xrdframe.lattice import centring_mask, q_to_two_theta, two_theta_to_q
 
 from .systems import MetricSystem, hkl_half_space, terms6
 
 __all__ = ["CENTRINGS", "centring_mask", "reflections", "q_gradient", "Indexing", "index_lines", "refine_cell",
            "refine_indexing", "detect_centring", "halving_options", "halve_axes",
-           "is_zone"]
+           "is_zone", "residual_sum", "lower_symmetry_p_value"]
 
 #: Lattice centrings tested per crystal system (the most restrictive allowed one is reported). Some describe a
 #: smaller primitive cell (tetragonal C, monoclinic B, any centred triclinic cell): the Niggli reduction of the
@@ -144,6 +146,53 @@ def refine_cell(system: MetricSystem, two_theta: np.ndarray, wavelength: float, 
         if abs(z) > max_zero:
             z = float(np.clip(z, -max_zero, max_zero))
     return x, z if fit_zero else float(zero_start)
+
+
+def residual_sum(system: MetricSystem, two_theta: np.ndarray, wavelength: float, hkl: np.ndarray,
+                 indexed: np.ndarray, zero_start: float = 0.0) -> tuple[float, int]:
+    """Sum of squared 2theta residuals (degrees^2) of the lines ``indexed`` by ``hkl`` after the least-squares fit
+    of :func:`refine_cell` (zero shift refined), and the number of parameters fitted."""
+    two_theta = np.asarray(two_theta, dtype=float)
+    x, zero = refine_cell(system, two_theta, wavelength, hkl, indexed, zero_start=zero_start)
+    q_calc = system.terms(np.asarray(hkl)[indexed]) @ x
+    residual = two_theta[indexed] - (q_to_two_theta(q_calc, wavelength) + zero)
+    fitted = system.n_params + int(np.count_nonzero(indexed) >= system.n_params + 3)
+    return float(np.sum(residual**2)), fitted
+
+
+def lower_symmetry_p_value(lower: MetricSystem, higher: MetricSystem, two_theta: np.ndarray, wavelength: float,
+                           hkl_lower: np.ndarray, hkl_higher: np.ndarray, indexed: np.ndarray,
+                           zero_start: float = 0.0) -> float:
+    """Probability that the lower system's extra parameters improve the fit of the same indexed lines this much
+    by chance: Hamilton's R-factor ratio test (Hamilton (1965), Acta Cryst. 18, 502) as the F test of nested
+    least-squares models, F = ((S_higher - S_lower) / (p_lower - p_higher)) / (S_lower / (n - p_lower)) with S
+    the sums of squared 2theta residuals (:func:`residual_sum`) and p the parameters fitted. A small value means
+    the distortion from the higher symmetry is significant; 1 when there are too few lines to tell.
+
+    ``hkl_higher`` are the same reflections' indices in the higher system's conventional cell.
+
+    >>> from xrdframe.lattice import q_coefficients, q_to_two_theta
+    >>> hkl = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1], [2, 0, 0],
+    ...                 [0, 2, 0], [0, 0, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1], [0, 2, 1], [1, 0, 2], [0, 1, 2]])
+    >>> noise = np.random.default_rng(0).normal(0.0, 0.01, len(hkl))
+    >>> def lines(cell):
+    ...     return q_to_two_theta(terms6(hkl) @ np.array(q_coefficients(cell)), 1.5406) + noise
+    >>> ortho, tetra, alle = MetricSystem.get("orthorhombic"), MetricSystem.get("tetragonal"), np.ones(16, bool)
+    >>> lower_symmetry_p_value(ortho, tetra, lines((5.0, 5.0, 7.0, 90, 90, 90)), 1.5406, hkl, hkl, alle) > 0.01
+    True
+    >>> lower_symmetry_p_value(ortho, tetra, lines((5.0, 5.01, 7.0, 90, 90, 90)), 1.5406, hkl, hkl, alle) < 1e-6
+    True
+    """
+    n = int(np.count_nonzero(indexed))
+    s_lower, p_lower = residual_sum(lower, two_theta, wavelength, hkl_lower, indexed, zero_start)
+    s_higher, p_higher = residual_sum(higher, two_theta, wavelength, hkl_higher, indexed, zero_start)
+    dof = n - p_lower
+    if dof <= 0 or p_lower <= p_higher or not (np.isfinite(s_lower) and np.isfinite(s_higher)):
+        return 1.0
+    if s_lower <= 0.0:
+        return 0.0 if s_higher > 0.0 else 1.0
+    f = (max(s_higher - s_lower, 0.0) / (p_lower - p_higher)) / (s_lower / dof)
+    return float(stats.f.sf(f, p_lower - p_higher, dof))
 
 
 def refine_indexing(system: MetricSystem, two_theta: np.ndarray, wavelength: float, coeffs: np.ndarray,
