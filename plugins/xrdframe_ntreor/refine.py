@@ -16,7 +16,6 @@ from functools import lru_cache
 
 import attrs
 import numpy as np
-
 from scipy import stats
 
 from xrdframe.lattice import centring_mask, q_to_two_theta, two_theta_to_q

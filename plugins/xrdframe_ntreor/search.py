@@ -626,8 +626,8 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
         # else the lines decide: measured lines (PbSO4's 25, a monoclinic fit with beta = 90.04 deg) leave one line
         # just outside the tolerance of the orthorhombic cell that the extra parameter reaches; the distortion is
         # kept only when it improves the fit of the same indexed lines significantly
-        if not widened and _acceptable(promoted, params) and not _distortion_significant(s, system, match.transformation,
-                                                                                        two_theta, wavelength, params):
+        if (not widened and _acceptable(promoted, params)
+                and not _distortion_significant(s, system, match.transformation, two_theta, wavelength, params)):
             return promoted
     return s
 
