@@ -858,8 +858,9 @@ def _check_widened(group: tuple[str, ...], accepted: list[Solution], two_theta: 
     """A group that passes only with a widened tolerance does not end the descent alone: the next group
     (tetragonal/hexagonal, orthorhombic) is searched at the tolerance of the current attempt, and a solution
     there that indexes as many lines with a higher M20 than every widened one is returned, to be kept beside
-    them (it ranks above them). A tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95, while the
-    cubic 5.814 A cell leaves 10 of them split beyond 0.03 deg and passes at 0.09 deg (23 lines, M20 64)."""
+    them (it ranks above them). A tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95,
+    while the cubic 5.814 A cell leaves 10 of them split beyond 0.03 deg and passes at 0.09 deg (23 lines, M20
+    64)."""
     following = _GROUPS.index(group) + 1
     if following >= len(_GROUPS) or _GROUPS[following][0] in ("monoclinic", "triclinic"):
         return []
