@@ -326,3 +326,16 @@ def test_a_near_cubic_tetragonal_cell_is_not_replaced_by_a_widened_cubic_one() -
     best = search(two_theta, CU).solutions[0]
     assert best.crystal_system == "tetragonal" and best.tolerance == pytest.approx(0.03)
     assert _same_lattice(best.cell, best.centring, cell, "P")
+
+
+def test_a_cubic_cell_leaving_lines_unindexed_yields_to_a_complete_tetragonal_one(shared_data: Path) -> None:
+    """Shared tetragonal structure 094-3 (P4_2 2_1 2, 7.345 x 10.400 A, c within 0.1 % of a sqrt2): the cubic
+    10.39 A cell is acceptable but leaves a line unindexed; the tetragonal group, searched because of that,
+    indexes every line with a higher M20, and its cell comes first."""
+    path = shared_data / "structures" / "spglib" / "tetragonal__POSCAR-094-3.cif"
+    if not path.is_file():
+        pytest.skip(f"{path} absent")
+    structure = read_structure(path)
+    best = search(_peaks(structure, noise=0.01, seed=2), CU).solutions[0]
+    assert best.crystal_system == "tetragonal" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")

@@ -760,7 +760,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
             group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
             found.extend(group_found)
             accepted = [s for s in group_found if _acceptable(s, params)]
-            check_factor = factor
+            check_factor, checked_next = factor, False
             if accepted:
                 # partial cells of higher M20 than every acceptable one are widened too: with noisy lines a right
                 # cell (9.2 x 5.2 A, 18 of 25 lines at M20 62) can leave more lines just outside the tolerance than
@@ -783,9 +783,12 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                     wide = _search_group(names, two_theta, wavelength, params, check_factor, zero_start, deadline)
                     found.extend(wide)
                     accepted += [s for s in wide if _acceptable(s, params)]
-                    better = _check_widened(group, accepted, two_theta, wavelength, params, factor, zero_start)
+                    # a group passing only at a widened tolerance does not end the descent alone
+                    better = _check_next(group, accepted, max(a.lines_indexed for a in accepted), two_theta,
+                                         wavelength, params, factor, zero_start)
                     found.extend(better)
                     accepted += better
+                    checked_next = True
             retry = None
             if accepted:
                 retry = max(accepted, key=lambda s: s.rank_score)
@@ -814,6 +817,14 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                     and max(a.m20 for a in accepted) < 2 * params.m20_threshold):
                 found = _check_marginal(group, found, accepted, two_theta, wavelength, params, check_factor,
                                         zero_start)
+            elif accepted and not checked_next:
+                # nor does one whose best solution leaves lines unindexed
+                top = max(accepted, key=lambda a: a.rank_score)
+                if top.lines_indexed < top.lines_total:
+                    better = _check_next(group, accepted, top.lines_indexed + 1, two_theta, wavelength, params,
+                                         factor, zero_start)
+                    found.extend(better)
+                    accepted += better
             if accepted:
                 # pseudo-symmetry: the best acceptable cells of each system may be distorted lower ones (a
                 # tetragonal 4.52 x 11.01 A cell leaving one split line unindexed ranks below a false sqrt2 cell)
@@ -853,23 +864,26 @@ def _search_higher(group: tuple[str, ...], two_theta: np.ndarray, wavelength: fl
     return out
 
 
-def _check_widened(group: tuple[str, ...], accepted: list[Solution], two_theta: np.ndarray, wavelength: float,
-                   params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
-    """A group that passes only with a widened tolerance does not end the descent alone: the next group
-    (tetragonal/hexagonal, orthorhombic) is searched at the tolerance of the current attempt, and a solution
-    there that indexes as many lines with a higher M20 than every widened one is returned, to be kept beside
-    them (it ranks above them). A tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95,
-    while the cubic 5.814 A cell leaves 10 of them split beyond 0.03 deg and passes at 0.09 deg (23 lines, M20
-    64)."""
+def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int, two_theta: np.ndarray,
+                wavelength: float, params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
+    """Acceptable solutions of the next group (tetragonal/hexagonal after cubic, orthorhombic after them; none
+    after orthorhombic) searched at the tolerance of the current attempt that index at least ``min_lines`` lines
+    with a higher M20 than every ``accepted`` one: they are kept beside them and rank above them.
+
+    Used when the group's acceptable solutions are not conclusive: when they pass only at a widened tolerance (a
+    tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95, the cubic 5.814 A cell leaves
+    10 of them split beyond 0.03 deg and passes at 0.09 deg with 23 lines at M20 64), and when the best of them
+    leaves lines unindexed (a cubic 10.39 A cell indexes 24 of the 25 lines of a tetragonal 7.346 x 10.398 A
+    structure with M20 99, the tetragonal cell all of them with M20 141)."""
     following = _GROUPS.index(group) + 1
     if following >= len(_GROUPS) or _GROUPS[following][0] in ("monoclinic", "triclinic"):
         return []
     names = [name for name in _GROUPS[following] if name in params.systems]
     if not names:
         return []
-    lines, best = max(a.lines_indexed for a in accepted), max(a.m20 for a in accepted)
+    best = max(a.m20 for a in accepted)
     lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
-    return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= lines and s.m20 > best]
+    return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines and s.m20 > best]
 
 
 def _check_marginal(group: tuple[str, ...], found: list[Solution], accepted: list[Solution],
