@@ -52,7 +52,8 @@ def run_one(task: tuple[str, dict[str, str], float]) -> dict[str, Any]:
     path = EXPERIMENTAL / set_name / row["path"]
     start = time.perf_counter()
     out: dict[str, Any] = {"set": set_name, "path": row["path"], "true": row["crystal_system"], "pred": None,
-                           "has_cell": bool(row.get("a")), "match": None, "rmse": None, "reason": None}
+                           "has_cell": bool(row.get("a")), "match": None, "rmse": None, "reason": None,
+                           "n_phases": int(row.get("n_phases") or 1)}
     try:
         pattern = read_pattern(path, float(row["wavelength"]))
         prediction = create("indexer", "ntreor", time_budget=budget).predict(pattern)
@@ -105,8 +106,9 @@ def main() -> int:
                   + (f" ({result['reason']})" if result["reason"] and result["pred"] is None else ""), flush=True)
     print(f"\n{'set':<18}{'n':>4}{'CS acc':>8}{'n cell':>8}{'CS acc':>8}{'cell ok':>9}{'RMSE A':>8}{'RMSE deg':>9}"
           f"{'s median':>10}{'s max':>7}")
-    for set_name in [*args.sets, "all"]:
-        rows = [r for r in results if set_name in ("all", r["set"])]
+    groups = [(name, [r for r in results if r["set"] == name]) for name in args.sets]
+    groups += [("all", results), ("all, one phase", [r for r in results if r["n_phases"] == 1])]
+    for set_name, rows in groups:
         if not rows:
             continue
         with_cell = [r for r in rows if r["has_cell"]]
@@ -120,7 +122,8 @@ def main() -> int:
         print(f"{set_name:<18}{len(rows):>4}{acc:>7.0f}%{len(with_cell):>8}{acc_cell:>7.0f}%{cell_ok:>8.0f}%"
               f"{rmse_l:>8.3f}{rmse_a:>9.2f}{statistics.median(seconds):>10.1f}{max(seconds):>7.1f}")
     print("(CS acc: crystal-system accuracy; cell ok: reduced cell matches the reference; RMSE: median over the "
-          "correctly classified patterns with a cell)")
+          "correctly classified patterns with a cell; one phase: the patterns whose index.csv n_phases is 1 - "
+          "the others are mixtures, indexed as if single-phase)")
     print("\ncommand: python benchmarks/bench_ntreor_measured.py " + " ".join(sys.argv[1:]))
     return 0
 

@@ -339,3 +339,17 @@ def test_a_cubic_cell_leaving_lines_unindexed_yields_to_a_complete_tetragonal_on
     best = search(_peaks(structure, noise=0.01, seed=2), CU).solutions[0]
     assert best.crystal_system == "tetragonal" and best.lines_indexed == best.lines_total
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+
+
+def test_a_tripled_axis_is_divided_by_three() -> None:
+    """Orthorhombic 3.563 x 11.51 x 4.369 A: a trial cell whose basis line was taken as 003 instead of 001 (c
+    tripled) indexes every line; the axis test divides c by three back to the true cell."""
+    cell = (3.563, 11.51, 4.369, 90.0, 90.0, 90.0)
+    two_theta = _first_lines(cell, "P")
+    q = two_theta_to_q(two_theta, CU)
+    orthorhombic = MetricSystem.get("orthorhombic")
+    tripled = np.array(q_coefficients((3.563, 11.51, 3 * 4.369, 90.0, 90.0, 90.0)))
+    reduced = halve_axes(orthorhombic, q, tripled, q_gradient(two_theta, CU) * 0.01)
+    np.testing.assert_allclose(reduced, q_coefficients(cell), rtol=1e-9)
+    assert np.allclose(halve_axes(orthorhombic, q, tripled, q_gradient(two_theta, CU) * 0.01, divisors=(2,)),
+                       tripled, rtol=1e-9)

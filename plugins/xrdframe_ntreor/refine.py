@@ -11,6 +11,7 @@ Everything here works on a single cell given by its six Q coefficients (A, B, C,
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import lru_cache
 
@@ -278,9 +279,11 @@ def halving_options(system: MetricSystem) -> tuple[tuple[int, ...], ...]:
 
 
 def halve_axes(system: MetricSystem, q_obs: np.ndarray, coeffs: np.ndarray, tolerance_q: np.ndarray,
-               may_lose: int = 0, chance: float = 0.05) -> np.ndarray:
-    """Halve cell edges (a, b, c, or their symmetry-tied groups) as long as every line indexed by the cell stays
-    indexed; returns the Q coefficients of the smallest such cell (the input when no halving holds).
+               may_lose: int = 0, chance: float = 0.05, divisors: tuple[int, ...] = (2, 3)) -> np.ndarray:
+    """Halve cell edges (a, b, c, or their symmetry-tied groups), or divide them by the other ``divisors``, as
+    long as every line indexed by the cell stays indexed; returns the Q coefficients of the smallest such cell
+    (the input when no division holds). Thirds undo a basis line taken as 003 that is 001 (an orthorhombic
+    11.51 x 4.369 x 10.69 A cell for the 3.563 A third of its c).
 
     ``may_lose``: lines the halved cell may leave unindexed when the larger cell's indexing of them is plausibly
     chance, the probability that each falls within tolerance of one of its reflections by chance (the product,
@@ -293,12 +296,12 @@ def halve_axes(system: MetricSystem, q_obs: np.ndarray, coeffs: np.ndarray, tole
     count = indexing.count
     pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))  # A B C D E F as products of axes
     changed = count > 0
-    for _ in range(8):  # at most 2^8 along an axis
+    for _ in range(8):  # at most 3^8 along an axis
         if not changed:
             break
         changed = False
-        for axes in halving_options(system):
-            factor = np.array([(2.0 if i in axes else 1.0) * (2.0 if j in axes else 1.0) for i, j in pairs])
+        for axes, divisor in itertools.product(halving_options(system), divisors):
+            factor = np.array([(divisor if i in axes else 1.0) * (divisor if j in axes else 1.0) for i, j in pairs])
             trial = coeffs * factor
             halved = index_lines(q_obs, trial, tolerance_q)
             lost = indexing.indexed & ~halved.indexed

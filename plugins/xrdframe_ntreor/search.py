@@ -822,7 +822,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                 top = max(accepted, key=lambda a: a.rank_score)
                 if top.lines_indexed < top.lines_total:
                     better = _check_next(group, accepted, top.lines_indexed + 1, two_theta, wavelength, params,
-                                         factor, zero_start)
+                                         factor, zero_start, complete_over=top.rank_score)
                     found.extend(better)
                     accepted += better
             if accepted:
@@ -865,16 +865,20 @@ def _search_higher(group: tuple[str, ...], two_theta: np.ndarray, wavelength: fl
 
 
 def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int, two_theta: np.ndarray,
-                wavelength: float, params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
+                wavelength: float, params: SearchParams, factor: float, zero_start: float,
+                complete_over: float = math.inf) -> list[Solution]:
     """Acceptable solutions of the next group (tetragonal/hexagonal after cubic, orthorhombic after them; none
     after orthorhombic) searched at the tolerance of the current attempt that index at least ``min_lines`` lines
-    with a higher M20 than every ``accepted`` one: they are kept beside them and rank above them.
+    with a higher M20 than every ``accepted`` one, or every line with a ranking score (M20 / (1 + unindexed
+    lines)) over ``complete_over``: they are kept beside them (and rank above them).
 
     Used when the group's acceptable solutions are not conclusive: when they pass only at a widened tolerance (a
     tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95, the cubic 5.814 A cell leaves
     10 of them split beyond 0.03 deg and passes at 0.09 deg with 23 lines at M20 64), and when the best of them
     leaves lines unindexed (a cubic 10.39 A cell indexes 24 of the 25 lines of a tetragonal 7.346 x 10.398 A
-    structure with M20 99, the tetragonal cell all of them with M20 141)."""
+    structure with M20 99, the tetragonal cell all of them with M20 141; a hexagonal 5.048 x 8.241 A cell 24 of
+    the 25 lines of an orthorhombic C 5.05 x 8.74 x 8.24 A structure with M20 95, ranking score 48, the
+    orthorhombic cell all of them with M20 70)."""
     following = _GROUPS.index(group) + 1
     if following >= len(_GROUPS) or _GROUPS[following][0] in ("monoclinic", "triclinic"):
         return []
@@ -883,7 +887,9 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
         return []
     best = max(a.m20 for a in accepted)
     lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
-    return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines and s.m20 > best]
+    return [s for s in lower if _acceptable(s, params) and (
+        (s.lines_indexed >= min_lines and s.m20 > best)
+        or (s.lines_indexed == s.lines_total and s.rank_score > complete_over))]
 
 
 def _check_marginal(group: tuple[str, ...], found: list[Solution], accepted: list[Solution],
