@@ -876,9 +876,8 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95, the cubic 5.814 A cell leaves
     10 of them split beyond 0.03 deg and passes at 0.09 deg with 23 lines at M20 64), and when the best of them
     leaves lines unindexed (a cubic 10.39 A cell indexes 24 of the 25 lines of a tetragonal 7.346 x 10.398 A
-    structure with M20 99, the tetragonal cell all of them with M20 141; a hexagonal 5.048 x 8.241 A cell 24 of
-    the 25 lines of an orthorhombic C 5.05 x 8.74 x 8.24 A structure with M20 95, ranking score 48, the
-    orthorhombic cell all of them with M20 70)."""
+    structure with M20 99, the tetragonal cell all of them with M20 141). A lower solution that indexes every
+    line competes on the search's own ranking key, which counts the unindexed lines against the higher one."""
     following = _GROUPS.index(group) + 1
     if following >= len(_GROUPS) or _GROUPS[following][0] in ("monoclinic", "triclinic"):
         return []
