@@ -52,18 +52,20 @@ def reflections(coeffs: np.ndarray, q_max: float, centring: str = "P") -> tuple[
     limits = tuple(min(MAX_INDEX, int(math.floor(math.sqrt(max(q_max * g[i, i], 0.0)) + 1e-9))) for i in range(3))
     hkl, terms = _half_space(limits, centring)  # type: ignore[arg-type]
     q = terms @ coeffs
-    keep = (q <= q_max) & (q > 0)
-    hkl, q = hkl[keep], q[keep]
-    order = np.lexsort(((hkl**2).sum(axis=1), np.round(q, 12)))
+    keep = np.flatnonzero((q <= q_max) & (q > 0))
+    # the box is ordered by the sum of squared indices, so a stable sort on Q breaks ties by it
+    order = keep[np.argsort(np.round(q[keep], 12), kind="stable")]
     return hkl[order], q[order]
 
 
 @lru_cache(maxsize=256)
 def _half_space(limits: tuple[int, int, int], centring: str) -> tuple[np.ndarray, np.ndarray]:
-    """hkl (one of each Friedel pair) within ``limits`` allowed by ``centring``, and their Q terms (read-only)."""
+    """hkl (one of each Friedel pair) within ``limits`` allowed by ``centring``, ordered by the sum of squared
+    indices (stable), and their Q terms (read-only)."""
     hkl = hkl_half_space(*limits)
     if centring != "P":
         hkl = hkl[centring_mask(hkl, centring)]
+    hkl = hkl[np.argsort((hkl**2).sum(axis=1), kind="stable")]
     terms = terms6(hkl)
     hkl.setflags(write=False)
     terms.setflags(write=False)
