@@ -822,7 +822,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                 top = max(accepted, key=lambda a: a.rank_score)
                 if top.lines_indexed < top.lines_total:
                     better = _check_next(group, accepted, top.lines_indexed + 1, two_theta, wavelength, params,
-                                         factor, zero_start, complete_over=top.rank_score)
+                                         factor, zero_start)
                     found.extend(better)
                     accepted += better
             if accepted:
@@ -865,19 +865,19 @@ def _search_higher(group: tuple[str, ...], two_theta: np.ndarray, wavelength: fl
 
 
 def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int, two_theta: np.ndarray,
-                wavelength: float, params: SearchParams, factor: float, zero_start: float,
-                complete_over: float = math.inf) -> list[Solution]:
+                wavelength: float, params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
     """Acceptable solutions of the next group (tetragonal/hexagonal after cubic, orthorhombic after them; none
     after orthorhombic) searched at the tolerance of the current attempt that index at least ``min_lines`` lines
-    with a higher M20 than every ``accepted`` one, or every line with a ranking score (M20 / (1 + unindexed
-    lines)) over ``complete_over``: they are kept beside them (and rank above them).
+    with a higher M20 than every ``accepted`` one (twice as high when that is marginal, under twice the
+    threshold): they are kept beside them (and rank above them).
 
     Used when the group's acceptable solutions are not conclusive: when they pass only at a widened tolerance (a
     tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95, the cubic 5.814 A cell leaves
     10 of them split beyond 0.03 deg and passes at 0.09 deg with 23 lines at M20 64), and when the best of them
     leaves lines unindexed (a cubic 10.39 A cell indexes 24 of the 25 lines of a tetragonal 7.346 x 10.398 A
-    structure with M20 99, the tetragonal cell all of them with M20 141). A lower solution that indexes every
-    line competes on the search's own ranking key, which counts the unindexed lines against the higher one."""
+    structure with M20 99, the tetragonal cell all of them with M20 141). The M20 must be higher, not only the
+    ranking score (M20 / (1 + unindexed lines)): a half-volume tetragonal cell a / sqrt2, a indexes the one
+    line of a cubic P 7.266 A structure that merges two reflections (M20 101 against 136)."""
     following = _GROUPS.index(group) + 1
     if following >= len(_GROUPS) or _GROUPS[following][0] in ("monoclinic", "triclinic"):
         return []
@@ -885,10 +885,10 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     if not names:
         return []
     best = max(a.m20 for a in accepted)
+    if best < 2 * params.m20_threshold:  # a marginal solution yields only to twice its M20 (see _check_marginal)
+        best *= 2.0
     lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
-    return [s for s in lower if _acceptable(s, params) and (
-        (s.lines_indexed >= min_lines and s.m20 > best)
-        or (s.lines_indexed == s.lines_total and s.rank_score > complete_over))]
+    return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines and s.m20 > best]
 
 
 def _check_marginal(group: tuple[str, ...], found: list[Solution], accepted: list[Solution],
