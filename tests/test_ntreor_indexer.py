@@ -187,7 +187,7 @@ def test_a_metrically_near_cubic_tetragonal_cell_stays_tetragonal() -> None:
     np.testing.assert_allclose(prediction.cell[:3], (6.10, 6.10, 6.13), rtol=1e-3)
 
 
-def test_a_candidates_centring_defaults_to_its_lattice_letter() -> None:
+def test_a_candidates_centring_is_its_lattice_letter() -> None:
     from xrdframe.indexing import CellCandidate, lattice_centring
 
     common = dict(volume=100.0, m20=50.0, f_n=40.0, n_lines=20, lines_indexed=20, lines_total=20)

@@ -322,10 +322,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
         m20 = "inf" if c["m20"] is None or not math.isfinite(c["m20"]) else f"{c['m20']:.1f}"
         f_n = "inf" if c["f_n"] is None or not math.isfinite(c["f_n"]) else f"{c['f_n']:.1f}"
         group = "" if c["extinction_symbol"] is None else f"{c['extinction_group']}: {c['extinction_symbol']}"
-        lattice = c["bravais_lattice"]
         if c.get("symbol_centring"):  # the symbol is written for a setting that centres another face
             group = f"{group} ({c['symbol_centring']} setting)"
-        print(f"{rank:>2} {c['crystal_system']:<12} {lattice:<7} {c['a']:>8.4f} {c['b']:>8.4f} "
+        print(f"{rank:>2} {c['crystal_system']:<12} {c['bravais_lattice']:<7} {c['a']:>8.4f} {c['b']:>8.4f} "
               f"{c['c']:>8.4f} {c['alpha']:>7.2f} {c['beta']:>7.2f} {c['gamma']:>7.2f} {c['volume']:>9.2f} "
               f"{m20:>7} {f_n:>7} {c['lines_indexed']:>3}/{c['lines_total']:<3}  {group}")
     if len(candidates) > args.top:

@@ -62,7 +62,6 @@ class CellCandidate:
     :ivar extinction_symbol: its reflection conditions (for example ``'h0l: l=2n; 0k0: k=2n'``).
     :ivar space_groups: space groups of that extinction group, lowest number first.
     :ivar extinction_likelihood: relative likelihood of that extinction group among those tested (0-1).
-    :ivar centring: lattice centring letter (P A B C I F R) of ``cell``: the lattice's own (C for oC, R for hR).
     :ivar symbol_cell: the cell in the setting the extinction symbol and the first space group's symbol are
         written for, when that setting centres another face than ``cell`` does (the A-centred cell of Aba2 for
         an oC lattice); ``None`` when ``cell`` is already in it (axis orders and monoclinic cell choices that
@@ -85,10 +84,13 @@ class CellCandidate:
     extinction_symbol: str | None = None
     space_groups: tuple[int, ...] = ()
     extinction_likelihood: float | None = None
-    centring: str = attrs.field(default=attrs.Factory(lambda self: lattice_centring(self.bravais_lattice),
-                                                      takes_self=True))
     symbol_cell: Cell | None = attrs.field(default=None, converter=attrs.converters.optional(_cell))
     symbol_centring: str | None = None
+
+    @property
+    def centring(self) -> str:
+        """Lattice centring letter (P C I F R) of ``cell``: the lattice's own (C for oC, R for hR)."""
+        return lattice_centring(self.bravais_lattice)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready fields (the contract's ``candidates`` entries of ``xrdframe index --json``)."""

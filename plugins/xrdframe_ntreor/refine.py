@@ -25,7 +25,7 @@ from .systems import MetricSystem, hkl_half_space, terms6
 
 __all__ = ["CENTRINGS", "centring_mask", "reflections", "q_gradient", "Indexing", "index_lines", "refine_cell",
            "refine_indexing", "detect_centring", "halving_options", "halve_axes",
-           "is_zone", "residual_sum", "lower_symmetry_p_value"]
+           "is_zone", "fits_zero_shift", "residual_sum", "lower_symmetry_p_value"]
 
 #: Lattice centrings tested per crystal system (the most restrictive allowed one is reported). Some describe a
 #: smaller primitive cell (tetragonal C, monoclinic B, any centred triclinic cell): the Niggli reduction of the
@@ -120,6 +120,12 @@ def index_lines(q_obs: np.ndarray, coeffs: np.ndarray, tolerance_q: np.ndarray, 
     return Indexing(hkl, np.where(indexed, q_calc, np.nan), indexed, q_all)
 
 
+def fits_zero_shift(system: MetricSystem, n_lines: int) -> bool:
+    """Whether :func:`refine_cell` refines a zero shift from ``n_lines`` indexed lines (three more than the
+    cell's free parameters)."""
+    return n_lines >= system.n_params + 3
+
+
 def refine_cell(system: MetricSystem, two_theta: np.ndarray, wavelength: float, hkl: np.ndarray,
                 indexed: np.ndarray, *, zero_shift: bool = True, max_zero: float = 0.3,
                 zero_start: float = 0.0) -> tuple[np.ndarray, float]:
@@ -131,7 +137,7 @@ def refine_cell(system: MetricSystem, two_theta: np.ndarray, wavelength: float, 
     two_theta = np.asarray(two_theta, dtype=float)[indexed]
     rows = system.terms(np.asarray(hkl)[indexed])
     z = float(zero_start)
-    fit_zero = zero_shift and rows.shape[0] >= system.n_params + 3
+    fit_zero = zero_shift and fits_zero_shift(system, rows.shape[0])
     x = np.zeros(system.n_params)
     for _ in range(3 if fit_zero else 1):
         q = two_theta_to_q(two_theta - z, wavelength)
@@ -158,7 +164,7 @@ def residual_sum(system: MetricSystem, two_theta: np.ndarray, wavelength: float,
     x, zero = refine_cell(system, two_theta, wavelength, hkl, indexed, zero_start=zero_start)
     q_calc = system.terms(np.asarray(hkl)[indexed]) @ x
     residual = two_theta[indexed] - (q_to_two_theta(q_calc, wavelength) + zero)
-    fitted = system.n_params + int(np.count_nonzero(indexed) >= system.n_params + 3)
+    fitted = system.n_params + int(fits_zero_shift(system, int(np.count_nonzero(indexed))))
     return float(np.sum(residual**2)), fitted
 
 

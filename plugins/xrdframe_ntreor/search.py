@@ -815,8 +815,12 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                 # else: the zero shift of a wrong partial cell; the next groups start from the lines as they are
             if (accepted and group[0] in ("cubic", "tetragonal")
                     and max(a.m20 for a in accepted) < 2 * params.m20_threshold):
-                found = _check_marginal(group, found, accepted, two_theta, wavelength, params, check_factor,
-                                        zero_start)
+                # a marginal solution (M20 under twice the threshold) does not end the descent alone (a false cubic
+                # I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A structure with M20 31, the
+                # hexagonal cell has M20 146; false tetragonal and hexagonal cells index the first 25 lines of
+                # orthorhombic structures with M20 20-30)
+                found.extend(_check_next(group, accepted, 0, two_theta, wavelength, params, check_factor,
+                                         zero_start))
             elif accepted and not checked_next:
                 # nor does one whose best solution leaves lines unindexed
                 top = max(accepted, key=lambda a: a.rank_score)
@@ -867,11 +871,12 @@ def _search_higher(group: tuple[str, ...], two_theta: np.ndarray, wavelength: fl
 def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int, two_theta: np.ndarray,
                 wavelength: float, params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
     """Acceptable solutions of the next group (tetragonal/hexagonal after cubic, orthorhombic after them; none
-    after orthorhombic) searched at the tolerance of the current attempt that index at least ``min_lines`` lines
-    with a higher M20 than every ``accepted`` one (twice as high when that is marginal, under twice the
+    after orthorhombic) searched with the tolerances widened by ``factor`` that index at least ``min_lines``
+    lines with a higher M20 than every ``accepted`` one (twice as high when that is marginal, under twice the
     threshold): they are kept beside them (and rank above them).
 
-    Used when the group's acceptable solutions are not conclusive: when they pass only at a widened tolerance (a
+    Used when the group's acceptable solutions are not conclusive: when they are marginal, when they pass only
+    at a widened tolerance (a
     tetragonal 5.815 x 5.801 A cell indexes all 25 lines at 0.03 deg with M20 95, the cubic 5.814 A cell leaves
     10 of them split beyond 0.03 deg and passes at 0.09 deg with 23 lines at M20 64), and when the best of them
     leaves lines unindexed (a cubic 10.39 A cell indexes 24 of the 25 lines of a tetragonal 7.346 x 10.398 A
@@ -885,28 +890,10 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     if not names:
         return []
     best = max(a.m20 for a in accepted)
-    if best < 2 * params.m20_threshold:  # a marginal solution yields only to twice its M20 (see _check_marginal)
+    if best < 2 * params.m20_threshold:  # a marginal solution yields only to twice its M20
         best *= 2.0
     lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
     return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines and s.m20 > best]
-
-
-def _check_marginal(group: tuple[str, ...], found: list[Solution], accepted: list[Solution],
-                    two_theta: np.ndarray, wavelength: float, params: SearchParams, factor: float,
-                    zero_start: float) -> list[Solution]:
-    """An acceptable solution of the cubic or the tetragonal/hexagonal group with M20 under twice the threshold
-    does not end the descent alone: the next group (tetragonal/hexagonal, orthorhombic) is searched too, and a
-    solution there with at least twice its M20 is kept beside it (and ranks above it); otherwise the marginal
-    one stands. (A false cubic I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A structure
-    with M20 31, the hexagonal cell has M20 146; false tetragonal and hexagonal cells index the first 25 lines of
-    orthorhombic structures with M20 20-30.)"""
-    names = [name for name in _GROUPS[_GROUPS.index(group) + 1] if name in params.systems]
-    if not names:
-        return found
-    best = max(a.m20 for a in accepted)
-    lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
-    better = [s for s in lower if _acceptable(s, params) and s.m20 >= 2 * best]
-    return found + better
 
 
 def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, wavelength: float, params: SearchParams,
