@@ -6,7 +6,7 @@ examples/difcon_default.yaml, which also write the peak dataset runs/neural_defa
     python benchmarks/bench_neural.py [--models cnn_static=runs/cnn_static/train cnn=default difcon=default]
                                       [--data runs/neural_defaults/peaks] [--limit 1000] [--threads 1]
                                       [--sections train inference accuracy] [--train-structures 1500]
-                                      [--markdown FILE]
+                                      [--precision float32 bfloat16] [--markdown FILE]
 
 Sections:
 
@@ -17,7 +17,9 @@ Sections:
   views of each) and the share of the epoch spent waiting for the loader (rendering the augmented profiles).
 * ``inference``: ``predict_arrays`` (the network and the calibrated heads, batches of 256, profiles already
   on the model's grid) and ``predict_batch`` (the whole path from ``Pattern`` objects on a 0.02 deg grid:
-  resampling onto the model's grid, then the network), patterns per second at ``--threads`` torch threads.
+  resampling onto the model's grid, then the network), patterns per second at ``--threads`` torch threads, at
+  each ``--precision``; for bfloat16 also the share of patterns whose three labels are those of float32 and
+  the largest change of a crystal-system probability.
 * ``accuracy``: crystal system / extinction group / space group accuracy of every model on
   ``equivariance`` (held-out ``test`` structures of ``--data``, training regime), ``invariance`` (``train``
   structures, the invariance-test regime of examples/augment_invariance.yaml), the 458 shared real
@@ -119,16 +121,19 @@ def logged_training(path: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def indexer_of(kind: str, path: str) -> Any:
+def indexer_of(kind: str, path: str, precision: str = "float32") -> Any:
     """The ``cnn`` / ``difcon`` indexer of a checkpoint (``default``: the shipped model)."""
     name = "cnn" if kind.startswith("cnn") else kind
     if path == "default":
-        return xrdframe.create("indexer", name)
-    return xrdframe.create("indexer", name, checkpoint=path)
+        return xrdframe.create("indexer", name, precision=precision)
+    return xrdframe.create("indexer", name, checkpoint=path, precision=precision)
 
 
-def bench_inference(indexer: Any, n: int, threads: int, seed: int) -> dict[str, float]:
-    """Patterns per second of predict_arrays (profiles on the model's grid) and predict_batch (Patterns)."""
+def bench_inference(indexer: Any, n: int, threads: int, seed: int,
+                    reference: Any = None) -> dict[str, float]:
+    """Patterns per second of predict_arrays (profiles on the model's grid) and predict_batch (Patterns); with a
+    ``reference`` indexer (the same model at float32), the share of patterns whose three top-1 labels agree with
+    it and the largest difference of a crystal-system probability."""
     from xrdframe_neural.model import grid_of
 
     torch.set_num_threads(threads)
@@ -144,15 +149,21 @@ def bench_inference(indexer: Any, n: int, threads: int, seed: int) -> dict[str, 
         profiles += height[:, j:j + 1] * np.exp(-0.5 * ((centers[None, :] - pos[:, j:j + 1]) / 0.05) ** 2)
     indexer.predict_arrays(profiles[:256])  # warm-up
     t0 = time.perf_counter()
-    indexer.predict_arrays(profiles)
+    out = indexer.predict_arrays(profiles)
     arrays = n / (time.perf_counter() - t0)
+    agreement = {}
+    if reference is not None:
+        ref = reference.predict_arrays(profiles)
+        same = np.all([out[k] == ref[k] for k in ("cs", "eg", "sg")], axis=0)
+        agreement = {"labels_agree": float(same.mean()),
+                     "max_dp": float(np.abs(out["crystal_system"] - ref["crystal_system"]).max())}
     fine = np.arange(0.0, 120.0, 0.02)
     patterns = [xrdframe.Pattern(fine, np.interp(fine, centers, p), float(meta["wavelength"]))
                 for p in profiles[: min(n, 1024)]]
     t0 = time.perf_counter()
     indexer.predict_batch(patterns)
     batch = len(patterns) / (time.perf_counter() - t0)
-    return {"predict_arrays": arrays, "predict_batch": batch}
+    return {"predict_arrays": arrays, "predict_batch": batch, **agreement}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -218,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inference-patterns", type=int, default=4096)
     parser.add_argument("--sections", nargs="+", default=["train", "inference", "accuracy"],
                         choices=["train", "inference", "accuracy"])
+    parser.add_argument("--precision", nargs="+", default=["float32"], choices=["float32", "bfloat16"],
+                        help="the indexers' precision; inference is measured at each, accuracy at the first")
     parser.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -237,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         if path != "default" and not Path(path).exists():
             print(f"skipping {label}: {path} not found", file=sys.stderr)
             continue
-        models[label] = (path, indexer_of(label, path))
+        models[label] = (path, indexer_of(label, path, args.precision[0]))
 
     if "train" in args.sections:
         emit("### Training rate (CPU)")
@@ -262,11 +275,19 @@ def main(argv: list[str] | None = None) -> int:
     if "inference" in args.sections:
         emit("### Inference rate (CPU)")
         emit()
-        emit("| model | predict_arrays patterns/s | predict_batch (Pattern objects) patterns/s |")
-        emit("|---|---|---|")
-        for label, (_, indexer) in models.items():
-            r = bench_inference(indexer, args.inference_patterns, args.threads, args.seed)
-            emit(f"| {label} | {r['predict_arrays']:.0f} | {r['predict_batch']:.0f} |")
+        emit("| model | precision | predict_arrays patterns/s | predict_batch (Pattern objects) patterns/s "
+             "| labels as float32 | max change of a probability |")
+        emit("|---|---|---|---|---|---|")
+        for label, (path, _) in models.items():
+            reference = indexer_of(label, path, "float32")
+            for precision in args.precision:
+                indexer = indexer_of(label, path, precision)
+                r = bench_inference(indexer, args.inference_patterns, args.threads, args.seed,
+                                    None if precision == "float32" else reference)
+                agree = f"{100 * r['labels_agree']:.1f} %" if "labels_agree" in r else "-"
+                dp = f"{r['max_dp']:.4f}" if "max_dp" in r else "-"
+                emit(f"| {label} | {precision} | {r['predict_arrays']:.0f} | {r['predict_batch']:.0f} | {agree} "
+                     f"| {dp} |")
         emit()
 
     if "accuracy" in args.sections:

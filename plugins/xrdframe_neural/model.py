@@ -120,7 +120,10 @@ class SymmetryNet(nn.Module):
 
     def forward(self, profiles: torch.Tensor, embed: bool = False) -> dict[str, Any]:
         """Logits of every head (and the projector's embedding when ``embed`` or the heads read it)."""
-        features = self.encoder(self.normalize(profiles.float()))
+        return self.heads(self.encoder(self.normalize(profiles.float())), embed)
+
+    def heads(self, features: torch.Tensor, embed: bool = False) -> dict[str, Any]:
+        """Logits of every head from the encoder's ``features`` (B, out_features), as :meth:`forward`."""
         out: dict[str, Any] = {"features": features}
         if self.projector is not None and (embed or self.heads_on == "embedding"):
             out["embedding"] = self.projector(features)
