@@ -353,3 +353,36 @@ def test_a_tripled_axis_is_divided_by_three() -> None:
     np.testing.assert_allclose(reduced, q_coefficients(cell), rtol=1e-9)
     assert np.allclose(halve_axes(orthorhombic, q, tripled, q_gradient(two_theta, CU) * 0.01, divisors=(2,)),
                        tripled, rtol=1e-9)
+
+
+RUTILE = _structure((4.5937, 4.5937, 2.9587, 90, 90, 90), 136, [[0, 0, 0], [0.3048, 0.3048, 0]], ["Ti", "O"])
+ZINCITE = _structure((3.2496, 3.2496, 5.2065, 90, 90, 120), 186, [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.3819]],
+                     ["Zn", "O"])
+
+
+@pytest.mark.parametrize(("structure", "first"), [(RUTILE, "tetragonal"), (ZINCITE, "hexagonal")],
+                         ids=["rutile", "zincite"])
+def test_the_better_screening_system_of_a_group_is_searched_first_and_fewer_trials_do_not_change_the_answer(
+        structure: Structure, first: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tetragonal and hexagonal are one group: the system whose best trial cell screens better goes first, the
+    other refines ``n_refine_settled`` trial cells per scheme once the first indexes every line; the answer is
+    the one of a search refining ``n_refine`` trial cells in both."""
+    from xrdframe_ntreor import search as search_module
+
+    order: list[tuple[str, bool]] = []
+    original = search_module._search_system
+
+    def recording(system: MetricSystem, *args: object, **kwargs: object) -> list[object]:
+        order.append((system.name, bool(args[9]) if len(args) > 9 else False))
+        return original(system, *args, **kwargs)
+
+    monkeypatch.setattr(search_module, "_search_system", recording)
+    lines = _peaks(structure, noise=0.01, seed=2)
+    quick = search(lines, CU)
+    group = [entry for entry in order if entry[0] in ("tetragonal", "hexagonal")]
+    assert group[0] == (first, False) and group[1][1]  # the second one is searched as settled
+    full = search(lines, CU, params=SearchParams(n_refine_settled=30))
+    best, reference = quick.solutions[0], full.solutions[0]
+    assert best.crystal_system == reference.crystal_system == first
+    assert np.allclose(best.cell, reference.cell, rtol=1e-6)
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
