@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -373,7 +374,8 @@ def test_the_better_screening_system_of_a_group_is_searched_first_and_fewer_tria
     original = search_module._search_system
 
     def recording(system: MetricSystem, *args: object, **kwargs: object) -> list[object]:
-        order.append((system.name, bool(args[9]) if len(args) > 9 else False))
+        bound = inspect.signature(original).bind(system, *args, **kwargs)
+        order.append((system.name, bool(bound.arguments.get("settled", False))))
         return original(system, *args, **kwargs)
 
     monkeypatch.setattr(search_module, "_search_system", recording)

@@ -69,7 +69,7 @@ class NeuralParams:
     precision: Literal["float32", "bfloat16"] = param(
         "float32", doc="arithmetic of the encoder when predicting: bfloat16 (autocast; the heads and softmax stay "
         "float32) pays only on CPUs with AVX512-BF16 or AMX (here: the encoder alone up to 1.4x faster, whole "
-        "predictions 0-15 %); probabilities move by up to 0.01, 99 % of labels unchanged (docs/benchmarks.md)")
+        "predictions -2 to +17 %); probabilities move by up to 0.01, 99 % of labels unchanged (docs/benchmarks.md)")
     peak_fwhm: float = param(0.1, doc="FWHM of the Gaussians drawn for a peak-list input", unit="deg",
                              validator=positive)
     weight_decay: float = param(0.05, doc="AdamW weight decay (not on biases and normalization weights)",
