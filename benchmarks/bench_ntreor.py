@@ -68,8 +68,8 @@ def peak_list(path: Path, seed: int, noise: float, impurities: int, n_lines: int
     return tt, structure.gemmi_space_group.centring_type(), tuple(structure.cell)
 
 
-def run_one(job: tuple[int, dict[str, str], float, int, float, bool]) -> dict[str, object]:
-    i, row, noise, impurities, budget, search_only = job
+def run_one(job: tuple[int, dict[str, str], float, int, float, bool, float]) -> dict[str, object]:
+    i, row, noise, impurities, budget, search_only, tolerance = job
     truth_system = row["crystal_system"]
     out: dict[str, object] = {"path": row["path"], "system": truth_system, "ok": False, "lattice": False,
                               "seconds": 0.0, "found": None, "reason": None}
@@ -79,7 +79,8 @@ def run_one(job: tuple[int, dict[str, str], float, int, float, bool]) -> dict[st
         out["reason"] = f"simulation failed: {exc}"
         return out
     if search_only:
-        result = search(tt, WAVELENGTH, params=SearchParams(time_budget=budget))
+        result = search(tt, WAVELENGTH, params=SearchParams(time_budget=budget, tolerance=tolerance,
+                                                            screen_tolerance=2 * tolerance))
         out["seconds"], out["reason"] = result.seconds, result.reason
         if not result.solutions:
             return out
@@ -87,7 +88,8 @@ def run_one(job: tuple[int, dict[str, str], float, int, float, bool]) -> dict[st
         system, centring_found, m20 = best.crystal_system, best.centring, best.m20
         lines = f"{best.lines_indexed}/{best.lines_total}"
     else:
-        prediction = Ntreor(NtreorParams(time_budget=budget)).predict(ObservedPeaks(tt, None, WAVELENGTH))
+        indexer = Ntreor(NtreorParams(time_budget=budget, tolerance=tolerance))
+        prediction = indexer.predict(ObservedPeaks(tt, None, WAVELENGTH))
         out["seconds"], out["reason"] = prediction.seconds, prediction.reason
         if not prediction.candidates:
             return out
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.01, help="Gaussian 2theta noise, degrees (default 0.01)")
     parser.add_argument("--impurities", type=int, default=0, help="spurious lines added (default 0)")
     parser.add_argument("--budget", type=float, default=60.0, help="time budget of monoclinic+triclinic, s")
+    parser.add_argument("--tolerance", type=float, default=0.03,
+                        help="indexing tolerance, deg 2theta (screening at twice it; default 0.03, the indexer's)")
     parser.add_argument("--progress", action="store_true", help="one line per pattern on stderr")
     parser.add_argument("--failures", action="store_true", help="list every failure")
     parser.add_argument("--search-only", action="store_true", help="the bare search, not the whole indexer")
@@ -178,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reverse:
         rows = rows[::-1]
     rows = rows[args.start:]
-    jobs = [(i, r, args.noise, args.impurities, args.budget, args.search_only) for i, r in enumerate(rows)]
+    jobs = [(i, r, args.noise, args.impurities, args.budget, args.search_only, args.tolerance)
+            for i, r in enumerate(rows)]
     t0 = time.perf_counter()
     results = []
     with multiprocessing.Pool(args.workers) if args.workers > 1 else _Serial() as pool:
@@ -190,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                       + ("" if r["ok"] else f" | {r['found']} ({r['reason']})"), file=sys.stderr, flush=True)
     wall = time.perf_counter() - t0
     print(f"ntreor {'search' if args.search_only else 'indexer'} benchmark: noise {args.noise} deg, "
+          f"tolerance {args.tolerance} deg, "
           f"{args.impurities} impurity lines, "
           f"{len(results)} patterns, {wall:.0f} s wall")
     print(f"{'system':<13}{'n':>5}{'success %':>11}{'lattice %':>11}{'median s':>10}{'max s':>8}")
