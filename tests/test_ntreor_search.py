@@ -388,3 +388,45 @@ def test_the_better_screening_system_of_a_group_is_searched_first_and_fewer_tria
     assert best.crystal_system == reference.crystal_system == first
     assert np.allclose(best.cell, reference.cell, rtol=1e-6)
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+
+
+def test_tetragonal_and_hexagonal_refine_fewer_trials_when_orthorhombic_screens_far_better(
+        shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orthorhombic Pmm2 2.919 x 5.618 x 3.066 A (shared structure): the first orthorhombic scheme's best trial
+    cell screens more than twice better than every tetragonal and hexagonal one, so both refine only
+    ``n_refine_settled`` trial cells per scheme; the answer is the one of a search without the rule."""
+    from xrdframe_ntreor import search as search_module
+
+    structure = read_structure(shared_data / "structures" / "spglib" / "orthorhombic__POSCAR-025.cif")
+    settled: dict[str, bool] = {}
+    original = search_module._search_system
+
+    def recording(system: MetricSystem, *args: object, **kwargs: object) -> list[object]:
+        bound = inspect.signature(original).bind(system, *args, **kwargs)
+        settled.setdefault(system.name, bool(bound.arguments.get("settled", False)))
+        return original(system, *args, **kwargs)
+
+    monkeypatch.setattr(search_module, "_search_system", recording)
+    lines = _peaks(structure, noise=0.01, seed=2)
+    quick = search(lines, CU)
+    assert settled["tetragonal"] and settled["hexagonal"]
+    settled.clear()
+    full = search(lines, CU, params=SearchParams(lower_screen_ratio=float("inf")))
+    assert not settled["tetragonal"] and not settled["hexagonal"]
+    best, reference = quick.solutions[0], full.solutions[0]
+    assert best.crystal_system == reference.crystal_system == "orthorhombic"
+    assert np.allclose(best.cell, reference.cell, rtol=1e-6)
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+
+
+def test_reflections_are_ordered_as_by_a_stable_sort_of_rounded_q() -> None:
+    """The int64-key sort of :func:`reflections` gives the permutation of a stable argsort of Q rounded to 1e-12
+    (ties, including the exact ones of a tetragonal cell, in the box order)."""
+    from xrdframe_ntreor.refine import _order_by_q, reflections
+
+    rng = np.random.default_rng(0)
+    for q in (np.round(rng.random(5000) * 1.2, 4), rng.random(7) * 3e5, np.zeros(0)):
+        np.testing.assert_array_equal(_order_by_q(q), np.argsort(np.round(q, 12), kind="stable"))
+    hkl, q = reflections(np.array([1 / 4.0**2, 1 / 4.0**2, 1 / 6.0**2, 0, 0, 0]), 0.2)
+    assert np.all(np.diff(q) >= 0)
+    assert hkl[:3].tolist() == [[0, 0, 1], [0, 1, 0], [1, 0, 0]]  # 1/36 then the 010/100 tie in box order
