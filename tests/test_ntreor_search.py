@@ -361,13 +361,8 @@ ZINCITE = _structure((3.2496, 3.2496, 5.2065, 90, 90, 120), 186, [[1 / 3, 2 / 3,
                      ["Zn", "O"])
 
 
-@pytest.mark.parametrize(("structure", "first"), [(RUTILE, "tetragonal"), (ZINCITE, "hexagonal")],
-                         ids=["rutile", "zincite"])
-def test_the_better_screening_system_of_a_group_is_searched_first_and_fewer_trials_do_not_change_the_answer(
-        structure: Structure, first: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tetragonal and hexagonal are one group: the system whose best trial cell screens better goes first, the
-    other refines ``n_refine_settled`` trial cells per scheme once the first indexes every line; the answer is
-    the one of a search refining ``n_refine`` trial cells in both."""
+def _record_settled(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """Record (system, settled) for every ``_search_system`` call of the search, in order."""
     from xrdframe_ntreor import search as search_module
 
     order: list[tuple[str, bool]] = []
@@ -379,6 +374,17 @@ def test_the_better_screening_system_of_a_group_is_searched_first_and_fewer_tria
         return original(system, *args, **kwargs)
 
     monkeypatch.setattr(search_module, "_search_system", recording)
+    return order
+
+
+@pytest.mark.parametrize(("structure", "first"), [(RUTILE, "tetragonal"), (ZINCITE, "hexagonal")],
+                         ids=["rutile", "zincite"])
+def test_the_better_screening_system_of_a_group_is_searched_first_and_fewer_trials_do_not_change_the_answer(
+        structure: Structure, first: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tetragonal and hexagonal are one group: the system whose best trial cell screens better goes first, the
+    other refines ``n_refine_settled`` trial cells per scheme once the first indexes every line; the answer is
+    the one of a search refining ``n_refine`` trial cells in both."""
+    order = _record_settled(monkeypatch)
     lines = _peaks(structure, noise=0.01, seed=2)
     quick = search(lines, CU)
     group = [entry for entry in order if entry[0] in ("tetragonal", "hexagonal")]
@@ -395,24 +401,16 @@ def test_tetragonal_and_hexagonal_refine_fewer_trials_when_orthorhombic_screens_
     """Orthorhombic Pmm2 2.919 x 5.618 x 3.066 A (shared structure): the first orthorhombic scheme's best trial
     cell screens more than twice better than every tetragonal and hexagonal one, so both refine only
     ``n_refine_settled`` trial cells per scheme; the answer is the one of a search without the rule."""
-    from xrdframe_ntreor import search as search_module
-
     structure = read_structure(shared_data / "structures" / "spglib" / "orthorhombic__POSCAR-025.cif")
-    settled: dict[str, bool] = {}
-    original = search_module._search_system
-
-    def recording(system: MetricSystem, *args: object, **kwargs: object) -> list[object]:
-        bound = inspect.signature(original).bind(system, *args, **kwargs)
-        settled.setdefault(system.name, bool(bound.arguments.get("settled", False)))
-        return original(system, *args, **kwargs)
-
-    monkeypatch.setattr(search_module, "_search_system", recording)
+    order = _record_settled(monkeypatch)
     lines = _peaks(structure, noise=0.01, seed=2)
     quick = search(lines, CU)
-    assert settled["tetragonal"] and settled["hexagonal"]
-    settled.clear()
+    group = [entry for entry in order if entry[0] in ("tetragonal", "hexagonal")]
+    assert {name for name, _ in group} == {"tetragonal", "hexagonal"} and all(settled for _, settled in group)
+    order.clear()
     full = search(lines, CU, params=SearchParams(lower_screen_ratio=float("inf")))
-    assert not settled["tetragonal"] and not settled["hexagonal"]
+    group = [entry for entry in order if entry[0] in ("tetragonal", "hexagonal")]
+    assert not group[0][1]  # without the rule the first system of the group refines n_refine trial cells
     best, reference = quick.solutions[0], full.solutions[0]
     assert best.crystal_system == reference.crystal_system == "orthorhombic"
     assert np.allclose(best.cell, reference.cell, rtol=1e-6)

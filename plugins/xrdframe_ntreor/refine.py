@@ -60,8 +60,9 @@ def reflections(coeffs: np.ndarray, q_max: float, centring: str = "P") -> tuple[
 def _order_by_q(q: np.ndarray) -> np.ndarray:
     """The permutation sorting ``q`` (Angstrom^-2) rounded to 1e-12, ties in their given order: the order of a
     stable argsort of ``np.round(q, 12)``. It sorts one int64 key per reflection (rounded Q in the high bits,
-    the position in the low bits, all distinct), which numpy's vectorized sort does 5x faster than the stable
-    argsort of floats for 3,000 reflections (this runs for every trial cell refined)."""
+    the position in the low bits, all distinct), which numpy's vectorized sort does faster than the stable
+    argsort of floats from about 250 reflections: 1.4x for 900, 1.5x for 1,400, 3.5x for 5,200 (measured; this
+    runs for every indexing of a trial cell)."""
     position_bits = max(int(q.size).bit_length(), 1)
     scaled = np.rint(q * 1e12)
     if q.size == 0 or float(scaled.max()) >= 2.0 ** (62 - position_bits):  # Q > ~2 A^-2 with large boxes
@@ -77,7 +78,7 @@ def _half_space(limits: tuple[int, int, int], centring: str) -> tuple[np.ndarray
     hkl = hkl_half_space(*limits)
     if centring != "P":
         hkl = hkl[centring_mask(hkl, centring)]
-    hkl = hkl[_order_by_q((hkl**2).sum(axis=1) * 1e-12)]  # by the sum of squares, ties in box order
+    hkl = hkl[np.argsort((hkl**2).sum(axis=1), kind="stable")]
     terms = terms6(hkl)
     hkl.setflags(write=False)
     terms.setflags(write=False)
