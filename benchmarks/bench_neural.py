@@ -5,7 +5,7 @@ examples/difcon_default.yaml, which also write the peak dataset runs/neural_defa
 
     python benchmarks/bench_neural.py [--models cnn_static=runs/cnn_static/train cnn=default difcon=default]
                                       [--data runs/neural_defaults/peaks] [--limit 1000] [--threads 1]
-                                      [--sections train inference accuracy] [--train-structures 1500]
+                                      [--sections train inference batching accuracy] [--train-structures 1500]
                                       [--precision float32 bfloat16] [--markdown FILE]
 
 Sections:
@@ -15,12 +15,15 @@ Sections:
   shipped defaults' architecture, augmentation chain and batch size, torch threads ``--threads``) runs for
   one epoch on it; ``log.csv`` gives the training rate (structures per second; DIFCON renders and reads two
   views of each) and the share of the epoch spent waiting for the loader (rendering the augmented profiles).
-* ``inference``: ``predict_arrays`` (the network and the calibrated heads, batches of 256, profiles already
-  on the model's grid) and ``predict_batch`` (the whole path from ``Pattern`` objects on a 0.02 deg grid:
+* ``inference``: ``predict_arrays`` (the network and the calibrated heads in the indexer's batches, profiles
+  already on the model's grid) and ``predict_batch`` (the whole path from ``Pattern`` objects on a 0.02 deg grid:
   resampling onto the model's grid, then the network), patterns per second (the fastest of three passes) at
   ``--threads`` torch threads, at
   each ``--precision``; for bfloat16 also the share of patterns whose three labels are those of float32 and
   the largest change of a crystal-system probability.
+* ``batching``: the same two rates for batches of 256 on all torch threads (the earlier default), of 64 on
+  all threads, and of 64 on ``--threads`` worker threads of one core each (the default), measured in turn
+  ``--rounds`` times; median, slowest and fastest pass.
 * ``accuracy``: crystal system / extinction group / space group accuracy of every model on
   ``equivariance`` (held-out ``test`` structures of ``--data``, training regime), ``invariance`` (``train``
   structures, the invariance-test regime of examples/augment_invariance.yaml), the 458 shared real
@@ -130,24 +133,33 @@ def indexer_of(kind: str, path: str, precision: str = "float32") -> Any:
     return xrdframe.create("indexer", name, checkpoint=path, precision=precision)
 
 
-def bench_inference(indexer: Any, n: int, threads: int, seed: int,
-                    reference: Any = None, repeats: int = 3) -> dict[str, float]:
-    """Patterns per second of predict_arrays (profiles on the model's grid) and predict_batch (Patterns); with a
-    ``reference`` indexer (the same model at float32), the share of patterns whose three top-1 labels agree with
-    it and the largest difference of a crystal-system probability."""
+def inference_inputs(indexer: Any, n: int, seed: int) -> tuple[np.ndarray, list[Any]]:
+    """``n`` profiles on the model's grid (30 Gaussian peaks on a small background each) and the same profiles
+    as ``Pattern`` objects on a 0.02 deg grid from 0 to 120 deg (at most 1,024)."""
     from xrdframe_neural.model import grid_of
 
-    torch.set_num_threads(threads)
     _, meta = indexer.load()
     grid = grid_of(meta)
     centers = grid.centers().numpy()
     rng = np.random.default_rng(seed)
-    # a plausible input: 30 Gaussian peaks on a small background, per pattern
     pos = rng.uniform(grid.start, grid.stop, (n, 30))
     height = rng.uniform(0.05, 1.0, (n, 30))
     profiles = np.full((n, centers.size), 0.02)
     for j in range(30):  # 30 vectorized passes over (n, bins)
         profiles += height[:, j:j + 1] * np.exp(-0.5 * ((centers[None, :] - pos[:, j:j + 1]) / 0.05) ** 2)
+    fine = np.arange(0.0, 120.0, 0.02)
+    patterns = [xrdframe.Pattern(fine, np.interp(fine, centers, p), float(meta["wavelength"]))
+                for p in profiles[: min(n, 1024)]]
+    return profiles, patterns
+
+
+def bench_inference(indexer: Any, n: int, threads: int, seed: int,
+                    reference: Any = None, repeats: int = 3) -> dict[str, float]:
+    """Patterns per second of predict_arrays (profiles on the model's grid) and predict_batch (Patterns); with a
+    ``reference`` indexer (the same model at float32), the share of patterns whose three top-1 labels agree with
+    it and the largest difference of a crystal-system probability."""
+    torch.set_num_threads(threads)
+    profiles, patterns = inference_inputs(indexer, n, seed)
     indexer.predict_arrays(profiles[:256])  # warm-up
     best = np.inf
     for _ in range(repeats):  # the fastest of a few passes: this machine's speed varies by 10-25 % over minutes
@@ -161,9 +173,6 @@ def bench_inference(indexer: Any, n: int, threads: int, seed: int,
         same = np.all([out[k] == ref[k] for k in ("cs", "eg", "sg")], axis=0)
         agreement = {"labels_agree": float(same.mean()),
                      "max_dp": float(np.abs(out["crystal_system"] - ref["crystal_system"]).max())}
-    fine = np.arange(0.0, 120.0, 0.02)
-    patterns = [xrdframe.Pattern(fine, np.interp(fine, centers, p), float(meta["wavelength"]))
-                for p in profiles[: min(n, 1024)]]
     best = np.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -171,6 +180,32 @@ def bench_inference(indexer: Any, n: int, threads: int, seed: int,
         best = min(best, time.perf_counter() - t0)
     batch = len(patterns) / best
     return {"predict_arrays": arrays, "predict_batch": batch, **agreement}
+
+
+def bench_batching(label: str, path: str, threads: int, seed: int, rounds: int) -> list[dict[str, Any]]:
+    """Patterns per second of batch-size / worker-thread settings, measured in turn ``rounds`` times (this
+    machine's speed drifts by 10-30 % within minutes: interleaving compares them under the same drift);
+    median, slowest and fastest pass of each, from profiles and from ``Pattern`` objects (1,024 of each)."""
+    torch.set_num_threads(threads)
+    settings = {"256 / 1 (earlier default)": (256, 1), "64 / 1": (64, 1), f"64 / {threads} (default)": (64, 0)}
+    name = "cnn" if label.startswith("cnn") else label
+    extra = {} if path == "default" else {"checkpoint": path}
+    indexers = {key: xrdframe.create("indexer", name, predict_batch_size=size, predict_workers=workers, **extra)
+                for key, (size, workers) in settings.items()}
+    profiles, patterns = inference_inputs(next(iter(indexers.values())), 1024, seed)
+    rates: dict[tuple[str, str], list[float]] = {(key, what): [] for key in settings for what in ("arrays", "patterns")}
+    for indexer in indexers.values():  # warm-up
+        indexer.predict_batch(patterns[:300])
+    for _ in range(rounds):
+        for key, indexer in indexers.items():
+            for what, run, data in (("arrays", indexer.predict_arrays, profiles),
+                                    ("patterns", indexer.predict_batch, patterns)):
+                t0 = time.perf_counter()
+                run(data)
+                rates[(key, what)].append(1024 / (time.perf_counter() - t0))
+    return [{"model": label, "setting": key,
+             **{what: (np.median(rates[(key, what)]), min(rates[(key, what)]), max(rates[(key, what)]))
+                for what in ("arrays", "patterns")}} for key in settings]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-structures", type=int, default=1500)
     parser.add_argument("--inference-patterns", type=int, default=4096)
     parser.add_argument("--sections", nargs="+", default=["train", "inference", "accuracy"],
-                        choices=["train", "inference", "accuracy"])
+                        choices=["train", "inference", "batching", "accuracy"])
+    parser.add_argument("--rounds", type=int, default=8, help="passes of each setting in the batching section")
     parser.add_argument("--precision", nargs="+", default=["float32"], choices=["float32", "bfloat16"],
                         help="the indexers' precision; inference is measured at each, accuracy at the first")
     parser.add_argument("--markdown", type=Path, help="also write the tables as markdown to this file")
@@ -295,6 +331,19 @@ def main(argv: list[str] | None = None) -> int:
                 dp = f"{r['max_dp']:.4f}" if "max_dp" in r else "-"
                 emit(f"| {label} | {precision} | {r['predict_arrays']:.0f} | {r['predict_batch']:.0f} | {agree} "
                      f"| {dp} |")
+        emit()
+
+    if "batching" in args.sections:
+        emit("### Inference batching (CPU)")
+        emit()
+        emit("| model | batch size / worker threads | predict_arrays patterns/s: median (min-max) "
+             "| predict_batch (Pattern objects): median (min-max) |")
+        emit("|---|---|---|---|")
+        for label, (path, _) in models.items():
+            for row in bench_batching(label, path, args.threads, args.seed, args.rounds):
+                emit(f"| {label} | {row['setting']} | {row['arrays'][0]:.0f} ({row['arrays'][1]:.0f}-"
+                     f"{row['arrays'][2]:.0f}) | {row['patterns'][0]:.0f} ({row['patterns'][1]:.0f}-"
+                     f"{row['patterns'][2]:.0f}) |")
         emit()
 
     if "accuracy" in args.sections:

@@ -374,6 +374,37 @@ def test_scans_on_one_grid_are_resampled_together_as_each_alone(tmp_path: Path) 
                                        rtol=1e-4, atol=1e-6)
 
 
+def test_batches_on_worker_threads_predict_as_one_thread_does(tmp_path: Path) -> None:
+    """predict_batch and predict_arrays spread batches over ``predict_workers`` threads (one core each): the
+    same predictions, in the same order, as batch after batch on one thread; the caller's torch thread count
+    is left alone."""
+    save_tiny(tmp_path / "m.safetensors", "cnn")
+    ckpt = str(tmp_path / "m.safetensors")
+    threaded = xrdframe.create("indexer", "cnn", checkpoint=ckpt, predict_batch_size=3, predict_workers=2)
+    serial = xrdframe.create("indexer", "cnn", checkpoint=ckpt, predict_batch_size=3, predict_workers=1)
+    rng = np.random.default_rng(11)
+    x = np.arange(3.0, 80.0, 0.013)
+    patterns: list[Pattern | ObservedPeaks] = [
+        Pattern(x, 10 + 100 * np.exp(-0.5 * ((x[:, None] - rng.uniform(10, 70, 5)) / 0.05) ** 2).sum(axis=1),
+                1.5406) for _ in range(10)]
+    patterns[4] = Pattern(x + 200.0, patterns[4].intensity, 1.5406)  # out of range: a reason, not a row
+    threads = torch.get_num_threads()
+    got, expected = threaded.predict_batch(patterns), serial.predict_batch(patterns)
+    assert torch.get_num_threads() == threads
+    assert got[4].crystal_system is None and "range" in got[4].reason
+    for a, b in zip(got, expected, strict=True):
+        assert (a.crystal_system, a.extinction_group, a.space_group) == (b.crystal_system, b.extinction_group,
+                                                                        b.space_group)
+        for label in ("crystal_system", "extinction_group", "space_group") if a.top_k else ():
+            assert [k for k, _ in a.top_k[label]] == [k for k, _ in b.top_k[label]]
+            np.testing.assert_allclose([v for _, v in a.top_k[label]], [v for _, v in b.top_k[label]], rtol=1e-5)
+    profiles = np.stack([threaded.profile(p) for i, p in enumerate(patterns) if i != 4])
+    arrays, reference = threaded.predict_arrays(profiles), serial.predict_arrays(profiles)
+    assert np.ptp(reference["crystal_system"], axis=0).max() > 1e-4  # the rows differ: their order is checked
+    for key, value in reference.items():
+        np.testing.assert_allclose(arrays[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
 def test_a_peak_list_is_drawn_as_gaussians_at_the_converted_positions() -> None:
     """``render_peaks`` against the Gaussian sum written out over every bin (Mo list drawn on a Cu grid)."""
     grid = TwoThetaGrid(5.0, 90.0, 0.04)
