@@ -147,6 +147,23 @@ def test_measured_pbso4_is_orthorhombic(shared_data: Path) -> None:
     np.testing.assert_allclose(sorted(prediction.cell[:3]), sorted((8.48, 5.398, 6.958)), rtol=2e-3)
 
 
+def test_measured_luof_with_impurity_lines_is_tetragonal(shared_data: Path) -> None:
+    """LuOF (IUCr powder CIF, lab Cu): the tetragonal 3.849 x 5.310 A cell indexes 20 of the first 25 picked
+    lines at M20 162; the other five are lines of another phase. With the impurity allowance (``impurity_m20``)
+    it is the answer, not a false orthorhombic 3.84 x 3.85 x 21.2 A cell indexing 23 of 25 at M20 34."""
+    pattern = xrdframe.read_pattern(shared_data / "experimental" / "iucr_pdcif" / "LuOF__Lu_O_F_raw.xy_0.xy",
+                                    wavelength=1.540562)
+    prediction = xrdframe.create("indexer", "ntreor", time_budget=5.0).predict(pattern)
+    assert prediction.crystal_system == "tetragonal"
+    np.testing.assert_allclose(prediction.cell[:3], (3.84864, 3.84864, 5.3099), rtol=2e-3)
+
+
+def test_the_impurity_allowance_can_be_switched_off() -> None:
+    """``impurity_m20: null`` (a phase-pure sample) never allows the extra unindexed lines."""
+    assert xrdframe.create("indexer", "ntreor").params.search_params().impurity_m20 == 100.0
+    assert xrdframe.create("indexer", "ntreor", impurity_m20=None).params.search_params().impurity_m20 == np.inf
+
+
 def test_an_oc_cell_stays_c_centred_when_its_symbol_is_written_for_an_a_setting(shared_data: Path) -> None:
     """Aba2 (41): a C-centred orthorhombic lattice whose extinction symbol is written for the A-centred setting.
     The candidate's cell stays in the conventional C-centred setting the contract asks for (its reduced cell is

@@ -11,6 +11,7 @@ ranks them: highest M20, then smallest volume.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from typing import Any
 
@@ -24,7 +25,7 @@ from xrdframe.lattice import LatticeMatch, cell_volume, lattice_symmetry, niggli
 from xrdframe.pattern import ObservedPeaks, Pattern
 from xrdframe.peak_picking import PeakPickingParams, pick_peaks
 from xrdframe.symmetry import extinction_groups
-from xrdframe.validators import positive
+from xrdframe.validators import optional_positive, positive
 from xrdframe_ntreor.extinction import rank_extinction_groups
 from xrdframe_ntreor.search import SearchParams, Solution, search
 from xrdframe_ntreor.systems import SYSTEMS, MetricSystem
@@ -84,6 +85,10 @@ class NtreorParams:
                                validator=_non_negative_int)
     m20_threshold: float = param(20.0, validator=positive,
                                  doc="a solution with M20 at least this stops the descent to lower symmetry")
+    impurity_m20: float | None = param(
+        100.0, validator=optional_positive,
+        doc="a cubic, tetragonal or hexagonal cell with M20 at least this (nominal tolerance) may leave up to 20 % "
+        "of the lines unindexed, as impurity lines; null: never (a phase-pure sample)")
     time_budget: float = param(60.0, unit="s", validator=positive,
                                doc="time allowed for the monoclinic and triclinic searches (per attempt)")
     zero_shift: bool = param(True, doc="refine a zero shift with the cell")
@@ -107,6 +112,7 @@ class NtreorParams:
         return attrs.evolve(defaults, max_lines=self.max_lines, min_lines=self.min_lines, tolerance=self.tolerance,
                             screen_tolerance=2 * self.tolerance, max_volume=max_volume,
                             max_unindexed=self.max_unindexed, m20_threshold=self.m20_threshold,
+                            impurity_m20=math.inf if self.impurity_m20 is None else self.impurity_m20,
                             time_budget=self.time_budget, zero_shift=self.zero_shift,
                             max_solutions=max(self.max_candidates, defaults.max_solutions))
 
