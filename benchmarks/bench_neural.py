@@ -125,12 +125,12 @@ def logged_training(path: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def indexer_of(kind: str, path: str, precision: str = "float32") -> Any:
-    """The ``cnn`` / ``difcon`` indexer of a checkpoint (``default``: the shipped model)."""
+def indexer_of(kind: str, path: str, precision: str = "float32", **params: Any) -> Any:
+    """The ``cnn`` / ``difcon`` indexer of a checkpoint (``default``: the shipped model), with more ``params``."""
     name = "cnn" if kind.startswith("cnn") else kind
-    if path == "default":
-        return xrdframe.create("indexer", name, precision=precision)
-    return xrdframe.create("indexer", name, checkpoint=path, precision=precision)
+    if path != "default":
+        params["checkpoint"] = path
+    return xrdframe.create("indexer", name, precision=precision, **params)
 
 
 def inference_inputs(indexer: Any, n: int, seed: int) -> tuple[np.ndarray, list[Any]]:
@@ -188,9 +188,7 @@ def bench_batching(label: str, path: str, threads: int, seed: int, rounds: int) 
     median, slowest and fastest pass of each, from profiles and from ``Pattern`` objects (1,024 of each)."""
     torch.set_num_threads(threads)
     settings = {"256 / 1 (earlier default)": (256, 1), "64 / 1": (64, 1), f"64 / {threads} (default)": (64, 0)}
-    name = "cnn" if label.startswith("cnn") else label
-    extra = {} if path == "default" else {"checkpoint": path}
-    indexers = {key: xrdframe.create("indexer", name, predict_batch_size=size, predict_workers=workers, **extra)
+    indexers = {key: indexer_of(label, path, predict_batch_size=size, predict_workers=workers)
                 for key, (size, workers) in settings.items()}
     profiles, patterns = inference_inputs(next(iter(indexers.values())), 1024, seed)
     rates: dict[tuple[str, str], list[float]] = {(key, what): [] for key in settings for what in ("arrays", "patterns")}

@@ -67,8 +67,8 @@ class NeuralParams:
         doc="weights of the cross-entropies of the three labels", validator=_loss_weights)
     top_k: int = param(5, doc="candidates per label in Prediction.top_k", validator=positive)
     predict_batch_size: int = param(
-        64, doc="patterns per forward pass when predicting (on a CPU 64 ran about 1.25x faster than 256: the "
-        "activations stay in cache; a GPU wants more)", validator=positive)
+        64, doc="patterns per forward pass when predicting (on a CPU the encoder alone ran 1.25x faster at 64 "
+        "than at 256, whose activations leave the cache; a GPU wants more)", validator=positive)
     predict_workers: int = param(
         0, doc="CPU threads predicting whole batches at once, one core each; 0: torch's thread count",
         validator=non_negative)
@@ -271,8 +271,8 @@ class _NeuralIndexer:
         reasons = {i: reason for _, part_reasons, _ in parts for i, reason in part_reasons.items()}
         results: list[Prediction | None] = [None] * len(data)
         if rows:
-            out = {k: np.concatenate([o[k] for _, _, o in parts if o is not None])
-                   for k in ("crystal_system", "extinction_group", "space_group", "cs", "eg", "sg")}
+            outs = [o for _, _, o in parts if o is not None]
+            out = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
             top = {name: _top_k(out[name], self.params.top_k)
                    for name in ("crystal_system", "extinction_group", "space_group")}
             labels = {key: out[key].tolist() for key in ("cs", "eg", "sg")}
@@ -287,8 +287,8 @@ class _NeuralIndexer:
         """Calibrated probabilities and labels for profiles already on the model's grid, (N, n_bins).
 
         On a CPU the batches of ``predict_batch_size`` are spread over ``predict_workers`` threads, each running
-        whole batches on one core (1.15-1.4x the rate of every batch over all cores: small convolutions
-        parallelize poorly); the results are the same either way."""
+        whole batches on one core (small convolutions split over cores poorly: 1.05-1.25x the rate of every
+        batch over both cores of this machine, docs/benchmarks.md); the results are the same either way."""
         model, meta = self.load()
         n_bins = int(round((meta["grid"]["stop"] - meta["grid"]["start"]) / meta["grid"]["step"]))
         if profiles.ndim != 2 or profiles.shape[1] != n_bins or len(profiles) == 0:

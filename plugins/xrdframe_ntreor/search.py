@@ -741,10 +741,9 @@ def _acceptable(s: Solution, params: SearchParams) -> bool:
         return True
     # impurity lines: a cell of one or two parameters fitting the others this well at the nominal tolerance is
     # no accident; the extra parameters of lower symmetries absorb noise instead (noisy tetragonal 3.02 x 5.31 A
-    # lines index 20 of 24 as an orthorhombic 3.020 x 3.019 x 5.31 A cell at M20 115, the tetragonal cell passes
-    # at a widened tolerance)
-    return (widened <= 1.0 + 1e-9 and s.m20 >= params.impurity_m20 and s.crystal_system in _FEW_PARAMETERS
-            and unindexed <= params.max_impurity_share * s.lines_total)
+    # lines index 20 of 24 as an orthorhombic 3.020 x 3.019 x 5.31 A cell at M20 115)
+    return (s.tolerance <= 1.01 * params.tolerance and s.m20 >= params.impurity_m20
+            and s.crystal_system in _FEW_PARAMETERS and unindexed <= params.max_impurity_share * s.lines_total)
 
 
 #: Crystal systems whose metric has one or two parameters.
