@@ -18,7 +18,7 @@ except ImportError:  # the editable install predates the plugin package
 
 from xrdframe_ntreor.refine import halve_axes, q_gradient  # noqa: E402
 from xrdframe_ntreor.search import SearchParams, SearchResult, niggli_cell, search  # noqa: E402
-from xrdframe_ntreor.systems import MetricSystem  # noqa: E402
+from xrdframe_ntreor.systems import SYSTEMS, MetricSystem  # noqa: E402
 
 from xrdframe import read_structure, simulate_peaks  # noqa: E402
 from xrdframe.lattice import q_coefficients, two_theta_to_q  # noqa: E402
@@ -92,6 +92,33 @@ def test_shared_structures_index_to_themselves(shared_data: Path, name: str, sys
     best = result.solutions[0]
     assert best.crystal_system == system
     assert _same_lattice(best.cell, best.centring, structure.cell, structure.gemmi_space_group.centring_type())
+
+
+def test_a_c_centred_monoclinic_cell_without_low_axial_lines_is_found(shared_data: Path) -> None:
+    """Shared structure monoclinic 015-3 (C2/c, 9.413 x 11.522 x 5.050 A, beta 91.05 deg): its first lines are
+    020, 200, -111 and 111, but no 00l line comes before the eleventh, so the axial basis schemes miss the cell
+    (the search ended on a false triclinic cell); the 'treor' scheme (any four of the first six lines with
+    low hkl) finds it."""
+    structure = read_structure(shared_data / "structures" / "spglib" / "monoclinic__POSCAR-015-3.cif")
+    result = search(_peaks(structure, noise=0.01, seed=2), CU,
+                    params=SearchParams(systems=("monoclinic",), time_budget=40.0))
+    best = result.solutions[0]
+    assert best.crystal_system == "monoclinic" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "C")
+
+
+def test_a_marginal_orthorhombic_cell_yields_to_a_monoclinic_one_of_twice_its_m20(shared_data: Path) -> None:
+    """Shared structure monoclinic 011-2 (P2_1/c, 4.880 x 9.539 x 7.013 A, beta 92.65 deg): a false orthorhombic
+    9.54 x 11.75 x 8.73 A cell indexes all 25 lines at M20 39.8, under twice the threshold; such a marginal
+    solution does not end the descent alone, and the monoclinic cell (M20 81) comes first."""
+    structure = read_structure(shared_data / "structures" / "spglib" / "monoclinic__POSCAR-011-2.cif")
+    lines = _peaks(structure, noise=0.01, seed=2)
+    best = search(lines, CU, params=SearchParams(time_budget=40.0)).solutions[0]
+    assert best.crystal_system == "monoclinic" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+    orthorhombic = search(lines, CU, params=SearchParams(systems=SYSTEMS[:4])).solutions[0]
+    assert orthorhombic.crystal_system == "orthorhombic" and orthorhombic.m20 < 2 * SearchParams().m20_threshold
+    assert best.m20 > 2 * orthorhombic.m20
 
 
 def test_doubled_cubic_cell_is_halved() -> None:

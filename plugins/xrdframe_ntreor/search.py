@@ -9,7 +9,8 @@ tetragonal, hexagonal/trigonal, orthorhombic, monoclinic, triclinic):
    inverse per hkl assignment, one matrix product per batch of line sets); non-physical metrics and cells above
    ``max_volume`` are dropped. Basis schemes: cubic one line; tetragonal and hexagonal any two of the first six
    lines, or an hk0 line and a later hkl line; orthorhombic three axial lines (n00, 0n0, 00n) or any three of
-   the first six; monoclinic three axial lines and an h0l line (or 0k0 replaced by an hkl line); triclinic three
+   the first six; monoclinic three axial lines and an h0l line (or 0k0 replaced by an hkl line), or any four of
+   the first six lines with low hkl (a C-centred cell whose first lines are 020, 200, -111, 111); triclinic three
    axial lines among the first six and three lines 110, 101, 01+-1 among the first fifteen;
 2. *screening*: each trial cell's Q table (a fixed hkl table per system) is compared with the first
    ``n_screen`` observed lines, all trial cells at once; those indexing nearly all of them are kept, the most
@@ -316,7 +317,14 @@ def _system_schemes(system: MetricSystem, params: SearchParams, n_lines: int) ->
         axes = _Scheme("axes", (_axis(n, 0), _axis(n, 1), _axis(n, 2), h0l), (k, far, k, far), ((0, 2),))
         wide = _Scheme("wide axes", (_axis(n, 0), _axis(n, 1), _axis(n, 2), h0l), (near, far, near, far), ((0, 2),))
         mixed = _Scheme("axes+hkl", (_axis(n, 0), hkl_b, _axis(n, 2), h0l), (k, far, k, far), ((0, 2),))
-        return [axes, mixed, wide]
+        # any four of the first lines with low hkl: a C-centred cell has neither 100 nor 010 and may have no 00l
+        # line among the first ten (020, 200, -111, 111 first); k up to 3 for a b/3 pseudo-translation (130, -131,
+        # 131 first, the first 0k0 line 060)
+        low = np.array([[1, 0, 0], [2, 0, 0], [0, 0, 1], [0, 0, 2], [0, 1, 0], [0, 2, 0], [1, 1, 0], [0, 1, 1],
+                        [1, 0, 1], [1, 0, -1], [1, 1, 1], [1, 1, -1], [2, 0, 1], [2, 0, -1], [1, 3, 0], [1, 3, 1],
+                        [1, 3, -1]])
+        treor = _Scheme("treor", (low,) * 4, (min(6, k),) * 4, symmetric=True)
+        return [axes, mixed, wide, treor]
     far = min(n_lines, 15)
     one = _axis([1], 0), _axis([1], 1), _axis([1], 2)
     d, e = np.array([[1, 1, 0]]), np.array([[1, 0, 1]])
@@ -828,9 +836,13 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                     wide = _search_group(names, two_theta, wavelength, params, check_factor, zero_start, deadline)
                     found.extend(wide)
                     accepted += [s for s in wide if _acceptable(s, params)]
-                    # a group passing only at a widened tolerance does not end the descent alone
-                    better = _check_next(group, accepted, max(a.lines_indexed for a in accepted), two_theta,
-                                         wavelength, params, factor, zero_start)
+                    # a group passing only at a widened tolerance does not end the descent alone; a monoclinic
+                    # cell at the nominal tolerance may leave a line or two unindexed that the widened orthorhombic
+                    # one indexes (pseudo-hexagonal monoclinic 5.01 x 8.21 x 5.04 A, beta 119.6 deg: 24 of 25
+                    # lines at M20 76 against an orthorhombic B cell's 25 at 0.09 deg with M20 28)
+                    min_lines = 0 if group[0] == "orthorhombic" else max(a.lines_indexed for a in accepted)
+                    better = _check_next(group, accepted, min_lines, two_theta, wavelength, params, factor,
+                                         zero_start)
                     found.extend(better)
                     accepted += better
                     checked_next = True
@@ -858,16 +870,18 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                         found = [s for s in found if id(s) not in lower] + higher
                         accepted = higher
                 # else: the zero shift of a wrong partial cell; the next groups start from the lines as they are
-            if (accepted and group[0] in ("cubic", "tetragonal")
+            if (accepted and group[0] in ("cubic", "tetragonal", "orthorhombic")
                     and max(a.m20 for a in accepted) < 2 * params.m20_threshold):
                 # a marginal solution (M20 under twice the threshold) does not end the descent alone (a false cubic
                 # I 23.5 A cell indexed the first 25 lines of a trigonal 7.25 x 6.78 A structure with M20 31, the
                 # hexagonal cell has M20 146; false tetragonal and hexagonal cells index the first 25 lines of
-                # orthorhombic structures with M20 20-30)
+                # orthorhombic structures with M20 20-30, a false orthorhombic 9.54 x 11.75 x 8.73 A cell those of a
+                # monoclinic 4.88 x 9.54 x 7.01 A one with M20 40 against 81)
                 found.extend(_check_next(group, accepted, 0, two_theta, wavelength, params, check_factor,
                                          zero_start))
-            elif accepted and not checked_next:
-                # nor does one whose best solution leaves lines unindexed
+            elif accepted and not checked_next and group[0] != "orthorhombic":
+                # nor does one whose best solution leaves lines unindexed (a cubic, tetragonal or hexagonal one: the
+                # monoclinic metric's extra parameters index impurity lines of an orthorhombic cell by chance)
                 top = max(accepted, key=lambda a: a.rank_score)
                 if top.lines_indexed < top.lines_total:
                     better = _check_next(group, accepted, top.lines_indexed + 1, two_theta, wavelength, params,
@@ -915,8 +929,9 @@ def _search_higher(group: tuple[str, ...], two_theta: np.ndarray, wavelength: fl
 
 def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int, two_theta: np.ndarray,
                 wavelength: float, params: SearchParams, factor: float, zero_start: float) -> list[Solution]:
-    """Acceptable solutions of the next group (tetragonal/hexagonal after cubic, orthorhombic after them; none
-    after orthorhombic) searched with the tolerances widened by ``factor`` that index at least ``min_lines``
+    """Acceptable solutions of the next group (tetragonal/hexagonal after cubic, orthorhombic after them,
+    monoclinic within the time budget after orthorhombic; none after monoclinic) searched with the tolerances
+    widened by ``factor`` that index at least ``min_lines``
     lines with a higher M20 than every ``accepted`` one (twice as high when that is marginal, under twice the
     threshold): they are kept beside them (and rank above them).
 
@@ -929,7 +944,7 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     ranking score (M20 / (1 + unindexed lines)): a half-volume tetragonal cell a / sqrt2, a indexes the one
     line of a cubic P 7.266 A structure that merges two reflections (M20 101 against 136)."""
     following = _GROUPS.index(group) + 1
-    if following >= len(_GROUPS) or _GROUPS[following][0] in ("monoclinic", "triclinic"):
+    if following >= len(_GROUPS) or _GROUPS[following][0] == "triclinic":
         return []
     names = [name for name in _GROUPS[following] if name in params.systems]
     if not names:
@@ -937,7 +952,9 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     best = max(a.m20 for a in accepted)
     if best < 2 * params.m20_threshold:  # a marginal solution yields only to twice its M20
         best *= 2.0
-    lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, math.inf)
+    # the monoclinic search is bounded by the time budget, as it is in the descent
+    deadline = time.perf_counter() + params.time_budget if names[0] == "monoclinic" else math.inf
+    lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
     return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines and s.m20 > best]
 
 
