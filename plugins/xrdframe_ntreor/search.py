@@ -117,7 +117,8 @@ class SearchParams:
         (asymmetry, overlaps, K-alpha2) that the test's model of independent errors ignores: PbSO4's 25 lines
         give 3e-4 for a spurious monoclinic beta = 90.05 deg, real distortions of 0.1-1 % in lines with 0.01 deg
         noise below 1e-9.
-    :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together.
+    :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together (and for the monoclinic
+        search that checks a marginal or widened orthorhombic solution).
     :ivar systems: crystal systems to try ('trigonal' means 'hexagonal': one metric).
     :ivar basis_lines: lines from which basis sets are drawn (the first ones).
     :ivar n_screen: first lines every trial cell is screened against.
