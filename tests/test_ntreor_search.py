@@ -97,8 +97,8 @@ def test_shared_structures_index_to_themselves(shared_data: Path, name: str, sys
 def test_a_c_centred_monoclinic_cell_without_low_axial_lines_is_found(shared_data: Path) -> None:
     """Shared structure monoclinic 015-3 (C2/c, 9.413 x 11.522 x 5.050 A, beta 91.05 deg): its first lines are
     020, 200, -111 and 111, but no 00l line comes before the eleventh, so the axial basis schemes miss the cell
-    (the search ended on a false triclinic cell); the 'treor' scheme (any four of the first six lines with
-    low hkl) finds it."""
+    (searched alone they ended on a false monoclinic P cell, the whole descent on a false triclinic one); the
+    'treor' scheme (any four of the first six lines with low hkl) finds it."""
     structure = read_structure(shared_data / "structures" / "spglib" / "monoclinic__POSCAR-015-3.cif")
     result = search(_peaks(structure, noise=0.01, seed=2), CU,
                     params=SearchParams(systems=("monoclinic",), time_budget=40.0))
@@ -108,7 +108,7 @@ def test_a_c_centred_monoclinic_cell_without_low_axial_lines_is_found(shared_dat
 
 
 def test_a_marginal_orthorhombic_cell_yields_to_a_monoclinic_one_of_twice_its_m20(shared_data: Path) -> None:
-    """Shared structure monoclinic 011-2 (P2_1/c, 4.880 x 9.539 x 7.013 A, beta 92.65 deg): a false orthorhombic
+    """Shared structure monoclinic 011-2 (P2_1/m, 4.880 x 9.539 x 7.013 A, beta 92.65 deg): a false orthorhombic
     9.54 x 11.75 x 8.73 A cell indexes all 25 lines at M20 39.8, under twice the threshold; such a marginal
     solution does not end the descent alone, and the monoclinic cell (M20 81) comes first."""
     structure = read_structure(shared_data / "structures" / "spglib" / "monoclinic__POSCAR-011-2.cif")
