@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import zlib
 from pathlib import Path
 
 import attrs
@@ -119,6 +120,43 @@ def test_a_marginal_orthorhombic_cell_yields_to_a_monoclinic_one_of_twice_its_m2
     orthorhombic = search(lines, CU, params=SearchParams(systems=SYSTEMS[:4])).solutions[0]
     assert orthorhombic.crystal_system == "orthorhombic" and orthorhombic.m20 < 2 * SearchParams().m20_threshold
     assert best.m20 > 2 * orthorhombic.m20
+
+
+def test_a_much_smaller_orthorhombic_cell_beats_marginal_tetragonal_and_hexagonal_ones(shared_data: Path) -> None:
+    """Shared structure orthorhombic 033-2 (P, 5.456 x 4.814 x 11.787 A): false tetragonal and hexagonal cells
+    of 4.7 to 14 times its volume index the 25 lines at M20 under twice the threshold. The orthorhombic cell has
+    a higher M20, but not twice theirs; being a quarter of their volume or less and indexing as many lines, it
+    ranks first."""
+    name = "orthorhombic__POSCAR-033-2.cif"
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))  # benchmarks/bench_ntreor.py's lines
+    best = search(lines, CU).solutions[0]
+    assert best.crystal_system == "orthorhombic" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+    from xrdframe_ntreor.search import _acceptable, _primitive_volume
+
+    params = SearchParams()
+    higher = [s for s in search(lines, CU, params=SearchParams(systems=SYSTEMS[:3])).solutions
+              if _acceptable(s, params)]
+    assert {s.crystal_system for s in higher} >= {"tetragonal", "hexagonal"}
+    top_m20 = max(s.m20 for s in higher)
+    assert top_m20 < 2 * params.m20_threshold and top_m20 < best.m20 < 2 * top_m20
+    assert all(_primitive_volume(best) <= params.max_smaller_volume * _primitive_volume(s) for s in higher)
+
+
+def test_a_marginal_cubic_cell_is_checked_by_the_orthorhombic_search(shared_data: Path) -> None:
+    """Shared structure orthorhombic 055-2 (P, 7.915 x 11.22 x 3.96 A): a false cubic P 11.21 A cell indexes its
+    25 lines at a widened tolerance with M20 27.4, and a false tetragonal cell of half that volume does not
+    reach twice its M20. The orthorhombic search, which used to follow only an accepted tetragonal or hexagonal
+    cell, now also checks a marginal cubic one, and the right cell (a quarter of the cubic volume) comes first."""
+    name = "orthorhombic__POSCAR-055-2.cif"
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))  # benchmarks/bench_ntreor.py's lines
+    best = search(lines, CU).solutions[0]
+    assert best.crystal_system == "orthorhombic" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+    cubic = search(lines, CU, params=SearchParams(systems=SYSTEMS[:3])).solutions[0]
+    assert cubic.crystal_system in ("cubic", "tetragonal") and cubic.m20 < 2 * SearchParams().m20_threshold
 
 
 def test_doubled_cubic_cell_is_halved() -> None:

@@ -103,6 +103,11 @@ class SearchParams:
     :ivar max_chance_growth: an acceptable cell is replaced by a doubled one indexing its unindexed lines only
         when the probability that those lines coincide with the doubled cell's reflections by chance is below
         this (impurity lines are otherwise indexed by a false supercell at half the M20).
+    :ivar max_smaller_volume: a cell of a lower system, checked after a marginal solution (M20 under twice the
+        threshold), needs twice its M20 to rank first, or only a higher M20 when its primitive cell has at most
+        this fraction of the volume of every such solution's and it indexes as many lines: a cell that small
+        indexing the same lines is no accident (half-volume orthorhombic cells index all 25 lines of two
+        hexagonal structures at 1.1 and 1.5 times the M20 of their right, marginal cells).
     :ivar min_lower_gain: an acceptable cubic, tetragonal or hexagonal cell is replaced by a slightly distorted
         cell of the next lower system (tetragonal, orthorhombic, orthohexagonal) only when that indexes as many
         lines with at least this many times its M20: de Wolff's figure counts the split reflections against
@@ -160,6 +165,7 @@ class SearchParams:
     impurity_m20: float = 100.0
     max_impurity_share: float = 0.2
     max_chance_growth: float = 0.05
+    max_smaller_volume: float = 0.26
     min_lower_gain: float = 1.5
     distortion_significance: float = 1e-6
     time_budget: float = 60.0
@@ -950,13 +956,27 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     names = [name for name in _GROUPS[following] if name in params.systems]
     if not names:
         return []
-    best = max(a.m20 for a in accepted)
+    best = plain = max(a.m20 for a in accepted)
     if best < 2 * params.m20_threshold:  # a marginal solution yields only to twice its M20
         best *= 2.0
+    # ... unless the lower cell is a quarter of the volume or less and indexes as many lines (de Wolff: the smallest
+    # cell that indexes every line): then a higher M20 suffices (an orthorhombic 5.456 x 4.814 x 11.79 A cell
+    # indexes the 25 lines at M20 50, a false hexagonal cell of 4.7 times its volume 24 of them at M20 29.6)
+    small = params.max_smaller_volume * min(_primitive_volume(a) for a in accepted)
+    most = max(a.lines_indexed for a in accepted)
     # the monoclinic search is bounded by the time budget, as it is in the descent
     deadline = time.perf_counter() + params.time_budget if names[0] == "monoclinic" else math.inf
     lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
-    return [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines and s.m20 > best]
+    out = [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines
+           and (s.m20 > best or (s.m20 > plain and s.lines_indexed >= most and _primitive_volume(s) <= small))]
+    if _GROUPS[following][0] == "tetragonal" and max(s.m20 for s in out or accepted) < 2 * params.m20_threshold:
+        # a marginal cubic cell, or the marginal tetragonal or hexagonal cell that beat it, is checked by the
+        # orthorhombic search too (orthorhombic 7.915 x 11.22 x 3.96 A: a false cubic 11.21 A cell at 0.06 deg
+        # indexes the 25 lines at M20 27.4, a tetragonal 7.92 x 11.23 A cell of half its volume at M20 38.9, the
+        # right cell of a quarter of it at M20 54)
+        out += _check_next(_GROUPS[following], accepted + out, min_lines, two_theta, wavelength, params, factor,
+                           zero_start)
+    return out
 
 
 def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, wavelength: float, params: SearchParams,
