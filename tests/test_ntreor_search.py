@@ -159,6 +159,21 @@ def test_a_marginal_cubic_cell_is_checked_by_the_orthorhombic_search(shared_data
     assert cubic.crystal_system in ("cubic", "tetragonal") and cubic.m20 < 2 * SearchParams().m20_threshold
 
 
+def test_a_halved_cubic_cell_does_not_spare_the_tetragonal_search(shared_data: Path) -> None:
+    """Shared structure tetragonal 087-2 (I 9.885 x 3.127 A): a cubic 13.98 A cell with its c halved, a
+    tetragonal 13.98 x 6.99 A cell, indexes the 25 lines at M20 67.5 and used to end the descent after the cubic
+    group, so that the tetragonal search never ran. It runs now, and finds the right cell (M20 125)."""
+    name = "tetragonal__POSCAR-087-2.cif"
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))  # benchmarks/bench_ntreor.py's lines
+    best = search(lines, CU).solutions[0]
+    assert best.crystal_system == "tetragonal" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "I")
+    halved = search(lines, CU, params=SearchParams(systems=("cubic",))).solutions[0]  # the cubic group alone
+    assert halved.crystal_system == "tetragonal" and halved.lines_indexed == halved.lines_total
+    assert not _same_lattice(halved.cell, halved.centring, structure.cell, "I") and best.m20 > 1.5 * halved.m20
+
+
 def test_doubled_cubic_cell_is_halved() -> None:
     tt = _peaks(NACL)
     q = two_theta_to_q(tt, CU)
