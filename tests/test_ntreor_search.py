@@ -18,7 +18,7 @@ except ImportError:  # the editable install predates the plugin package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 
 from xrdframe_ntreor.refine import halve_axes, q_gradient  # noqa: E402
-from xrdframe_ntreor.search import SearchParams, SearchResult, niggli_cell, search  # noqa: E402
+from xrdframe_ntreor.search import SearchParams, SearchResult, Solution, niggli_cell, search  # noqa: E402
 from xrdframe_ntreor.systems import SYSTEMS, MetricSystem  # noqa: E402
 
 from xrdframe import read_structure, simulate_peaks  # noqa: E402
@@ -122,15 +122,20 @@ def test_a_marginal_orthorhombic_cell_yields_to_a_monoclinic_one_of_twice_its_m2
     assert best.m20 > 2 * orthorhombic.m20
 
 
+def _benchmark_search(shared_data: Path, name: str) -> tuple[Structure, np.ndarray, Solution]:
+    """A shared structure, the ideal lines benchmarks/bench_ntreor.py gives it (same noise draw) and the best
+    solution of the whole search."""
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))
+    return structure, lines, search(lines, CU).solutions[0]
+
+
 def test_a_much_smaller_orthorhombic_cell_beats_marginal_tetragonal_and_hexagonal_ones(shared_data: Path) -> None:
     """Shared structure orthorhombic 033-2 (P, 5.456 x 4.814 x 11.787 A): false tetragonal and hexagonal cells
     of 4.7 to 14 times its volume index the 25 lines at M20 under twice the threshold. The orthorhombic cell has
     a higher M20, but not twice theirs; being a quarter of their volume or less and indexing as many lines, it
     ranks first."""
-    name = "orthorhombic__POSCAR-033-2.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))  # benchmarks/bench_ntreor.py's lines
-    best = search(lines, CU).solutions[0]
+    structure, lines, best = _benchmark_search(shared_data, "orthorhombic__POSCAR-033-2.cif")
     assert best.crystal_system == "orthorhombic" and best.lines_indexed == best.lines_total
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
     from xrdframe_ntreor.search import _acceptable, _primitive_volume
@@ -149,10 +154,7 @@ def test_a_marginal_cubic_cell_is_checked_by_the_orthorhombic_search(shared_data
     25 lines at a widened tolerance with M20 27.4, and a false tetragonal cell of half that volume does not
     reach twice its M20. The orthorhombic search, which used to follow only an accepted tetragonal or hexagonal
     cell, now also checks a marginal cubic one, and the right cell (a quarter of the cubic volume) comes first."""
-    name = "orthorhombic__POSCAR-055-2.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))  # benchmarks/bench_ntreor.py's lines
-    best = search(lines, CU).solutions[0]
+    structure, lines, best = _benchmark_search(shared_data, "orthorhombic__POSCAR-055-2.cif")
     assert best.crystal_system == "orthorhombic" and best.lines_indexed == best.lines_total
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
     cubic = search(lines, CU, params=SearchParams(systems=SYSTEMS[:3])).solutions[0]
@@ -163,10 +165,7 @@ def test_a_halved_cubic_cell_does_not_spare_the_tetragonal_search(shared_data: P
     """Shared structure tetragonal 087-2 (I 9.885 x 3.127 A): a cubic 13.98 A cell with its c halved, a
     tetragonal 13.98 x 6.99 A cell, indexes the 25 lines at M20 67.5 and used to end the descent after the cubic
     group, so that the tetragonal search never ran. It runs now, and finds the right cell (M20 125)."""
-    name = "tetragonal__POSCAR-087-2.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))  # benchmarks/bench_ntreor.py's lines
-    best = search(lines, CU).solutions[0]
+    structure, lines, best = _benchmark_search(shared_data, "tetragonal__POSCAR-087-2.cif")
     assert best.crystal_system == "tetragonal" and best.lines_indexed == best.lines_total
     assert _same_lattice(best.cell, best.centring, structure.cell, "I")
     halved = search(lines, CU, params=SearchParams(systems=("cubic",))).solutions[0]  # the cubic group alone
