@@ -72,3 +72,15 @@ def test_f_n_hand_computed() -> None:
     assert f_n(tt_obs, np.array([10.0, 20.0, 25.0, 30.0, 35.0])) == pytest.approx(75.0)
     assert f_n(tt_obs, np.array([10.0, 20.0, 25.0, 30.0, 35.0]), n=2) == pytest.approx(2 / (0.005 * 2))
     assert f_n(np.array([10.0, 20.0]), np.array([10.0, 20.0])) == float("inf")
+
+
+def test_a_perfect_fit_gives_a_finite_m20_that_prefers_fewer_possible_lines() -> None:
+    # exact lines of a cubic P cell (A = 0.01): the mean deviation is floored at Q_RESOLUTION * Q_N, so that
+    # M20 = 1 / (2 Q_RESOLUTION N_possible), and rounding noise (1e-17) cannot reorder two exact cells
+    from xrdframe_ntreor.merit import Q_RESOLUTION
+
+    q_obs = 0.01 * np.array([1.0, 2.0, 3.0, 4.0])
+    primitive = m20(q_obs, 0.01 * np.array([1, 2, 3, 4, 5]))  # N_possible = 4
+    supercell = m20(q_obs + 1e-18, 0.0025 * np.arange(1, 21))  # a doubled cell: N_possible = 16
+    assert primitive == pytest.approx(1 / (2 * Q_RESOLUTION * 4))
+    assert supercell == pytest.approx(1 / (2 * Q_RESOLUTION * 16))

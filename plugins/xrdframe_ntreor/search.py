@@ -890,10 +890,10 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                 # nor does one whose best solution leaves lines unindexed (a cubic, tetragonal or hexagonal one: the
                 # monoclinic metric's extra parameters index impurity lines of an orthorhombic cell by chance)
                 top = max(accepted, key=lambda a: a.rank_score)
-                if MetricSystem.get(top.crystal_system).name not in names:
-                    # nor one whose best solution is a halved cell of the next group's system, which that group's
-                    # own search may improve on (a cubic 13.98 A cell with c halved, tetragonal 13.98 x 6.99 A at M20
-                    # 67.5, for the tetragonal I 9.885 x 3.127 A cell at M20 125)
+                if all(MetricSystem.get(a.crystal_system).name not in names for a in accepted):
+                    # nor one whose only acceptable solutions are halved cells of the next group's system, which that
+                    # group's own search may improve on (a cubic 13.98 A cell with c halved, tetragonal 13.98 x 6.99 A
+                    # at M20 67.5, for the tetragonal I 9.885 x 3.127 A cell at M20 125)
                     found.extend(_check_next(group, accepted, top.lines_indexed, two_theta, wavelength, params,
                                              factor, zero_start))
                 elif top.lines_indexed < top.lines_total:
