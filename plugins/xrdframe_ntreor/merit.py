@@ -74,7 +74,7 @@ def m20(q_obs: np.ndarray, q_calc_possible: np.ndarray, *, q_calc: np.ndarray | 
     :returns: M_N, or 0 when nothing is indexed. The mean deviation is taken as at least
         :data:`Q_RESOLUTION` times Q_N, the floating-point noise of refined Q values, so that a perfect fit gives
         a finite M_N that still prefers the cell with fewer possible lines (exact lines otherwise give M_N of
-        1e14 and more from rounding noise alone, in an order that changes with the numpy build).
+        1e14 and more from rounding noise alone, in an order that changed between two environments).
     """
     obs, calc = _first_n(q_obs, q_calc, q_calc_possible, n, indexed)
     if obs.size == 0:
