@@ -946,7 +946,9 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     monoclinic within the time budget after orthorhombic; none after monoclinic) searched with the tolerances
     widened by ``factor`` that index at least ``min_lines``
     lines with a higher M20 than every ``accepted`` one (twice as high when that is marginal, under twice the
-    threshold): they are kept beside them (and rank above them).
+    threshold, unless the cell is ``params.max_smaller_volume`` times their volume or smaller and indexes as many
+    lines): they are kept beside them (and rank above them). After a marginal cubic solution the orthorhombic
+    group is checked too, against it and the tetragonal and hexagonal solutions kept.
 
     Used when the group's acceptable solutions are not conclusive: when they are marginal, when they pass only
     at a widened tolerance (a
