@@ -80,7 +80,9 @@ def test_a_perfect_fit_gives_a_finite_m20_that_prefers_fewer_possible_lines() ->
     from xrdframe_ntreor.merit import Q_RESOLUTION
 
     q_obs = 0.01 * np.array([1.0, 2.0, 3.0, 4.0])
+    rounded = q_obs * (1 + 1e-15 * np.array([1, -1, 1, -1]))  # rounding-level deviations, about 1e-17
     primitive = m20(q_obs, 0.01 * np.array([1, 2, 3, 4, 5]))  # N_possible = 4
-    supercell = m20(q_obs + 1e-18, 0.0025 * np.arange(1, 21))  # a doubled cell: N_possible = 16
     assert primitive == pytest.approx(1 / (2 * Q_RESOLUTION * 4))
+    assert m20(rounded, 0.01 * np.array([1, 2, 3, 4, 5])) == pytest.approx(primitive, rel=1e-12)
+    supercell = m20(rounded, 0.0025 * np.arange(1, 21))  # a doubled cell: N_possible = 16
     assert supercell == pytest.approx(1 / (2 * Q_RESOLUTION * 16))

@@ -123,8 +123,8 @@ def test_a_marginal_orthorhombic_cell_yields_to_a_monoclinic_one_of_twice_its_m2
 
 
 def _benchmark_search(shared_data: Path, name: str) -> tuple[Structure, np.ndarray, Solution]:
-    """A shared structure, the ideal lines benchmarks/bench_ntreor.py gives it (same noise draw) and the best
-    solution of the whole search."""
+    """A shared structure, the ideal lines benchmarks/bench_ntreor.py gives it (the same noise draw; the benchmark
+    also rounds them to 1e-5 deg) and the best solution of the whole search."""
     structure = read_structure(shared_data / "structures" / "spglib" / name)
     lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))
     return structure, lines, search(lines, CU).solutions[0]
