@@ -214,7 +214,7 @@ def test_a_distortion_that_absorbs_noise_yields_to_the_cubic_cell(shared_data: P
 
 def test_the_screening_score_is_the_log_likelihood_ratio_against_chance() -> None:
     """Two trial cells on 25 lines with a constant Q window: 23 indexed with 34 calculated lines against 25 with
-    64 (which cover more than the impurity-free share of the range, so they gain nothing)."""
+    64 (which cover 89 % of the range, so that each indexed line gains almost nothing)."""
     from xrdframe_ntreor.search import _screen_score
 
     q_obs = np.linspace(0.004, 0.1, 25)

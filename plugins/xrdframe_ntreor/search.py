@@ -43,6 +43,7 @@ import attrs
 import numpy as np
 
 from xrdframe.lattice import (
+    LatticeMatch,
     cell_from_q_coefficients,
     lattice_symmetry,
     q_coefficients,
@@ -501,7 +502,8 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
         counts, n_calc = _count_indexed(x, table_all, q_obs, tol_screen)  # second stage: every line
         kept_x.append(x)
         kept_key.append(n_calc * 3.0 ** (q_obs.size - counts))
-        kept_score.append(_screen_score(counts, n_calc, q_obs, tol_screen, params.screen_impurity_rate))
+        if likelihood:
+            kept_score.append(_screen_score(counts, n_calc, q_obs, tol_screen, params.screen_impurity_rate))
     if not kept_x:
         return np.zeros((0, p)), np.zeros(0)
     x = np.concatenate(kept_x)
@@ -683,17 +685,9 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
              params: SearchParams) -> Solution:
     """The solution refined in a higher crystal system when its lattice has that metric symmetry (Le Page,
     within ``max_obliquity``; the most symmetric first) and the higher system indexes as many lines, with an
-    M20 not ``min_lower_gain`` times lower; refined from the solution's own zero shift."""
-    try:
-        matches = lattice_symmetry(s.cell, s.centring, params.max_obliquity)
-    except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
-        return s
-    rank = SYSTEMS.index(MetricSystem.get(s.crystal_system).name)
-    for match in matches:
-        system = MetricSystem.get(match.crystal_system)
-        if SYSTEMS.index(system.name) >= rank:
-            continue
-        x = system.parameters(q_coefficients(match.ideal_cell))
+    M20 not ``min_lower_gain`` times lower; refined from the solution's own zero shift. A solution at the nominal
+    tolerance is also refined in a higher system within ``noise_obliquity`` at the widened tolerances."""
+    for system, x, match in _higher_metrics(s, params.max_obliquity):
         promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, s.zero_shift)
         if promoted is None:
             continue
@@ -716,15 +710,7 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
     # cubic P 5.624 A cell, indexes 19 of 21 lines at 0.03 deg with M20 49; the cubic cell indexes the same lines
     # at 0.09 deg with M20 44). The higher system refined at the widened tolerances takes its place when it
     # indexes as many lines, is acceptable there and its M20 is not min_lower_gain times lower
-    try:
-        matches = lattice_symmetry(s.cell, s.centring, params.noise_obliquity)
-    except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
-        return s
-    for match in matches:
-        system = MetricSystem.get(match.crystal_system)
-        if SYSTEMS.index(system.name) >= rank:
-            continue
-        x = system.parameters(q_coefficients(match.ideal_cell))
+    for system, x, _ in _higher_metrics(s, params.noise_obliquity):
         for factor in params.widen[1:]:
             promoted = _evaluate(system, x, two_theta, wavelength, tol_deg * factor, screen_deg * factor, params,
                                  s.zero_shift)
@@ -732,6 +718,22 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
                     and promoted.m20 * params.min_lower_gain >= s.m20):
                 return promoted
     return s
+
+
+def _higher_metrics(s: Solution, obliquity: float) -> list[tuple[MetricSystem, np.ndarray, LatticeMatch]]:
+    """The crystal systems above the solution's whose metric its lattice has within ``obliquity`` (degrees; Le
+    Page, the most symmetric first), each with the free parameters of its ideal cell and the lattice match."""
+    try:
+        matches = lattice_symmetry(s.cell, s.centring, obliquity)
+    except Exception:  # noqa: BLE001 - gemmi refuses degenerate cells
+        return []
+    rank = SYSTEMS.index(MetricSystem.get(s.crystal_system).name)
+    out = []
+    for match in matches:
+        system = MetricSystem.get(match.crystal_system)
+        if SYSTEMS.index(system.name) < rank:
+            out.append((system, system.parameters(q_coefficients(match.ideal_cell)), match))
+    return out
 
 
 def _distortion_significant(s: Solution, higher: MetricSystem, transformation: np.ndarray, two_theta: np.ndarray,
