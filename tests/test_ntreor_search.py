@@ -194,6 +194,45 @@ def test_noisy_monoclinic_lines_with_impurities_refine_the_right_trial_cell(shar
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
 
 
+def test_noisy_c_centred_monoclinic_lines_with_impurities_give_the_right_lattice(shared_data: Path) -> None:
+    """Shared structure monoclinic 009 (C 16.278 x 5.632 x 11.662 A, beta 126.49 deg) with the noisy benchmark's
+    lines. Screened as a primitive cell, the right trial cell has 76 calculated lines against 70 for a false cell
+    that indexes every line at the wide screening tolerance, and came after 45 others (160 in the first scheme);
+    screened as the C lattice it is (38 calculated lines), it comes second."""
+    name = "monoclinic__POSCAR-009.cif"
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.03, seed=zlib.crc32(name.encode()), impurities=2)
+    best = search(lines, CU, params=SearchParams(systems=("monoclinic",))).solutions[0]
+    assert best.crystal_system == "monoclinic" and best.lines_indexed >= best.lines_total - 2
+    assert _same_lattice(best.cell, best.centring, structure.cell, "C")
+
+
+def test_equal_screening_keys_put_the_primitive_trial_cell_first(shared_data: Path) -> None:
+    """Shared structure tetragonal 127 (P 5.894 x 8.348 A, pseudo-cubic) with the ideal benchmark's lines, which
+    index only at 0.09 deg: dozens of tetragonal I 8.34 x 9.62 A trial cells screen with as few calculated lines
+    (83) as the right cell; taken first, they pushed it beyond the trial cells refined, and an orthorhombic cell
+    with a halved axis won."""
+    name = "tetragonal__POSCAR-127.cif"
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))
+    best = search(lines, CU).solutions[0]
+    assert best.crystal_system == "tetragonal"
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+
+
+def test_a_monoclinic_cell_passing_widened_yields_to_the_orthorhombic_search_there(shared_data: Path) -> None:
+    """Shared structure orthorhombic 035 (C 3.62 x 19.40 x 4.13 A) with the noisy benchmark's lines. Nothing passes
+    at the nominal tolerance; a monoclinic partial cell (17 lines at M20 81) passes widened to 0.09 deg with 23
+    lines at M20 26. The orthorhombic group is searched at that widening too, as the classical descent would,
+    and its right cell indexes 23 lines there at M20 47.5."""
+    name = "orthorhombic__POSCAR-035.cif"
+    structure = read_structure(shared_data / "structures" / "spglib" / name)
+    lines = _peaks(structure, noise=0.03, seed=zlib.crc32(name.encode()), impurities=2)
+    best = search(lines, CU, params=SearchParams(time_budget=10.0)).solutions[0]
+    assert best.crystal_system == "orthorhombic"
+    assert _same_lattice(best.cell, best.centring, structure.cell, "C")
+
+
 def test_a_distortion_that_absorbs_noise_yields_to_the_cubic_cell(shared_data: Path) -> None:
     """Shared structure cubic 205 (P 5.624 A) with the noisy benchmark's lines (0.03 deg of noise, two impurity
     lines). An orthorhombic C 7.963 x 7.948 x 5.622 A cell, 0.11 deg from the cubic metric (beyond
@@ -226,6 +265,37 @@ def test_the_screening_score_is_the_log_likelihood_ratio_against_chance() -> Non
     assert score[0] > score[1]
     # with no impurities assumed possible, leaving lines unindexed is ruled out
     assert np.all(np.diff(_screen_score(np.array([23, 24, 25]), np.array([10, 10, 10]), q_obs, tol, 1e-12)) > 20)
+
+
+def test_screening_counts_the_calculated_lines_of_the_lattice_not_of_the_cell_as_found() -> None:
+    """Exact lines of a C-centred monoclinic lattice (9.0 x 6.0 x 7.5 A, beta 105 deg): the trial cell equal to
+    the conventional cell is screened with the lines a C lattice has (h + k even), half of those a primitive cell
+    of that size would have, and no monoclinic trial cell screens better."""
+    import math
+
+    from xrdframe_ntreor.refine import reflections
+    from xrdframe_ntreor.search import _schemes, _screen
+
+    cell = (9.0, 6.0, 7.5, 90.0, 105.0, 90.0)
+    coeffs = q_coefficients(cell)
+    _, q_all = reflections(coeffs, 0.2, "C")
+    q_obs = np.unique(np.round(q_all, 10))[:25]
+    two_theta = 2.0 * np.degrees(np.arcsin(CU * np.sqrt(q_obs) / 2.0))
+    params = SearchParams()
+    mono = MetricSystem.get("monoclinic")
+    tol = q_gradient(two_theta, CU) * params.screen_tolerance
+    scheme = [s for s in _schemes(mono, params, 25) if s.name == "treor"][0]
+    trials, keys = _screen(mono, scheme, q_obs, tol, params, math.inf)
+    x_true = mono.parameters(coeffs)[0]
+    right = np.flatnonzero(np.all(np.abs(trials - x_true) <= 1e-4 * np.abs(x_true).max(), axis=1))
+    assert right.size, "the right trial cell is screened"
+    table = mono.index_table(params.screen_index_limit["monoclinic"] + 2)
+    q_table = table[1] @ x_true
+    q_top = q_obs[-1] + tol[-1]
+    centred = (table[0][:, 0] + table[0][:, 1]) % 2 == 0
+    n_c, n_p = np.count_nonzero(centred & (q_table <= q_top)), np.count_nonzero(q_table <= q_top)
+    assert keys[right[0]] == n_c < 0.6 * n_p  # every line indexed: the key is the calculated-line count
+    assert keys.min() == keys[right[0]]
 
 
 def test_doubled_cubic_cell_is_halved() -> None:

@@ -71,6 +71,14 @@ __all__ = ["SearchParams", "Solution", "SearchResult", "search", "validate_lines
 
 Cell = tuple[float, float, float, float, float, float]
 
+#: Lattice centrings whose reflections the screening counts besides the primitive ones, per system (in the
+#: system's setting; a tetragonal C or monoclinic B cell is a smaller primitive one, which is tried itself).
+#: A trial cell is judged by its lattice, not by the cell as found: as a primitive cell, the conventional cell
+#: of a C-centred monoclinic lattice has twice the calculated lines, and noisy lines with impurities put it
+#: behind false primitive cells.
+SCREEN_CENTRINGS = {"cubic": ("I", "F"), "tetragonal": ("I",), "hexagonal": ("R",),
+                    "orthorhombic": ("C", "A", "B", "I", "F"), "monoclinic": ("C", "A", "I")}
+
 
 def _systems(value: Sequence[str]) -> tuple[str, ...]:
     names = tuple("hexagonal" if s == "trigonal" else s for s in value)
@@ -467,8 +475,10 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
             deadline: float, likelihood: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Trial parameters (k, p) of ``scheme`` that index nearly all of the first ``n_screen`` lines, best first,
     and their screening keys (k,): calculated lines up to the last observed one, times 3 per line left unindexed
-    (lower is better). The keys order the trial cells, or with ``likelihood`` the keys and :func:`_screen_score`
-    alternately; the keys also compare systems (their minimum)."""
+    (lower is better), the best over the primitive lattice and each of :data:`SCREEN_CENTRINGS` (equal keys: the
+    primitive one first). The keys order the trial cells, or with ``likelihood`` the keys and
+    :func:`_screen_score` (also the best over the centrings) alternately; the keys also compare systems (their
+    minimum)."""
     p = system.n_params
     tuples = _line_tuples(scheme, p)
     inverses = _assignments(system, scheme)
@@ -478,7 +488,8 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
     allowed_miss = min(params.max_unindexed, 2) if n_s >= 8 else 0
     limit = params.screen_index_limit.get(system.name, 4)
     table, table_all = system.index_table(limit)[1], system.index_table(limit + 2)[1]
-    kept_x, kept_key, kept_score = [], [], []
+    centred_tables = [table_all] + [system.index_table(limit + 2, c)[1] for c in SCREEN_CENTRINGS.get(system.name, ())]
+    kept_x, kept_key, kept_primitive, kept_score = [], [], [], []
     per_batch = max(1, 300_000 // max(len(inverses), 1))
     for start in range(0, len(tuples), per_batch):
         if time.perf_counter() > deadline:
@@ -499,16 +510,27 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
         x = x[_physical(system.coefficients(x), params, system.name)]
         if x.size == 0:
             continue
-        counts, n_calc = _count_indexed(x, table_all, q_obs, tol_screen)  # second stage: every line
+        # second stage: every line, against the reflections of each lattice centring (the best one counts)
+        key, score = np.full(len(x), np.inf), np.full(len(x), -np.inf)
+        for centred_table in centred_tables:
+            counts, n_calc = _count_indexed(x, centred_table, q_obs, tol_screen)
+            if centred_table is table_all:
+                primitive_key = n_calc * 3.0 ** (q_obs.size - counts)
+            key = np.minimum(key, n_calc * 3.0 ** (q_obs.size - counts))
+            if likelihood:
+                score = np.maximum(score, _screen_score(counts, n_calc, q_obs, tol_screen,
+                                                        params.screen_impurity_rate))
         kept_x.append(x)
-        kept_key.append(n_calc * 3.0 ** (q_obs.size - counts))
-        if likelihood:
-            kept_score.append(_screen_score(counts, n_calc, q_obs, tol_screen, params.screen_impurity_rate))
+        kept_key.append(key)
+        kept_primitive.append(primitive_key)
+        kept_score.append(score)
     if not kept_x:
         return np.zeros((0, p)), np.zeros(0)
     x = np.concatenate(kept_x)
     key = np.concatenate(kept_key)
-    order = np.argsort(key, kind="stable")
+    # equal keys: the cell as found that is primitive first (a tetragonal I 8.34 x 9.62 A trial cell has as few
+    # calculated lines as the right P 5.89 x 8.35 A one at a widened tolerance, and there are dozens of them)
+    order = np.lexsort((np.concatenate(kept_primitive), key))
     if likelihood:  # both orders, alternately
         by_score = np.argsort(-np.concatenate(kept_score), kind="stable")
         both = np.stack([order, by_score], axis=1).ravel()
@@ -686,7 +708,8 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
     """The solution refined in a higher crystal system when its lattice has that metric symmetry (Le Page,
     within ``max_obliquity``; the most symmetric first) and the higher system indexes as many lines, with an
     M20 not ``min_lower_gain`` times lower; refined from the solution's own zero shift. A solution at the nominal
-    tolerance is also refined in a higher system within ``noise_obliquity`` at the widened tolerances."""
+    tolerance is also refined in a higher system within ``noise_obliquity`` at the widened tolerances (a partial
+    one only in a cubic, tetragonal or hexagonal system)."""
     for system, x, match in _higher_metrics(s, params.max_obliquity):
         promoted = _evaluate(system, x, two_theta, wavelength, tol_deg, screen_deg, params, s.zero_shift)
         if promoted is None:
@@ -705,12 +728,19 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
             return promoted
     if s.tolerance > 1.01 * params.tolerance or s.split_by_lines:
         return s
+    acceptable = _acceptable(s, params)
     # noisy lines: a distortion absorbs position errors that the nominal tolerance does not cover, at obliquities
     # beyond max_obliquity (0.03 deg of noise: an orthorhombic C 7.963 x 7.948 x 5.622 A cell, 0.11 deg from the
     # cubic P 5.624 A cell, indexes 19 of 21 lines at 0.03 deg with M20 49; the cubic cell indexes the same lines
     # at 0.09 deg with M20 44). The higher system refined at the widened tolerances takes its place when it
     # indexes as many lines, is acceptable there and its M20 is not min_lower_gain times lower
     for system, x, _ in _higher_metrics(s, params.noise_obliquity):
+        if not acceptable and system.name not in _FEW_PARAMETERS:
+            # from a partial solution only a cell of one or two parameters: an orthorhombic one refined at the
+            # widened tolerances would pass before the other systems are searched at the nominal one (a monoclinic
+            # I 25.45 x 6.885 x 11.75 A cell of ideal lines, 22 of 25 at M20 20, gave an orthorhombic C cell at
+            # 0.06 deg that ended the search; the right monoclinic cell indexes all 25 lines at 0.03 deg, M20 40)
+            continue
         for factor in params.widen[1:]:
             promoted = _evaluate(system, x, two_theta, wavelength, tol_deg * factor, screen_deg * factor, params,
                                  s.zero_shift)
@@ -902,6 +932,16 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                     wide = _search_group(names, two_theta, wavelength, params, check_factor, zero_start, deadline)
                     found.extend(wide)
                     accepted += [s for s in wide if _acceptable(s, params)]
+                    if group[0] == "monoclinic" and "orthorhombic" in params.systems:
+                        # ... and so does the orthorhombic group, whose metric the monoclinic one contains: the
+                        # classical descent at that widening (orthorhombic C 3.62 x 19.40 x 4.13 A, noisy lines
+                        # with two impurity lines: a monoclinic partial cell of 17 lines at M20 81 passes widened
+                        # to 0.09 deg with 23 lines at M20 26; the right cell indexes 23 there at M20 47.5, and
+                        # the orthorhombic search at the nominal tolerance had not refined it)
+                        higher = _search_group(["orthorhombic"], two_theta, wavelength, params, check_factor,
+                                               zero_start, math.inf)
+                        found.extend(higher)
+                        accepted += [s for s in higher if _acceptable(s, params)]
                     # a group passing only at a widened tolerance does not end the descent alone; a monoclinic
                     # cell at the nominal tolerance may leave a line or two unindexed that the widened orthorhombic
                     # one indexes (pseudo-hexagonal monoclinic 5.01 x 8.21 x 5.04 A, beta 119.6 deg: 24 of 25

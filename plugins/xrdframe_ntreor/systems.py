@@ -26,6 +26,8 @@ from functools import cache
 import attrs
 import numpy as np
 
+from xrdframe.lattice import centring_mask
+
 __all__ = ["SYSTEMS", "MetricSystem", "terms6", "hkl_half_space"]
 
 #: Crystal systems in the classical search order (highest metric symmetry first).
@@ -115,11 +117,19 @@ class MetricSystem:
                  "monoclinic": [0, 1, 2, 4], "triclinic": [0, 1, 2, 3, 4, 5]}[self.name]
         return c[:, index]
 
-    @cache  # noqa: B019 - a handful of (system, limit) pairs, instances are cached singletons
-    def index_table(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    @cache  # noqa: B019 - a handful of (system, limit, centring) keys, instances are cached singletons
+    def index_table(self, limit: int, centring: str = "P") -> tuple[np.ndarray, np.ndarray]:
         """Representative hkl (shape (m, 3)) with |h|, |k|, |l| <= ``limit``, one per distinct row of
-        :meth:`terms`, and those rows (shape (m, p)), sorted by the sum of squared indices."""
+        :meth:`terms`, and those rows (shape (m, p)), sorted by the sum of squared indices. With a ``centring``
+        (:func:`xrdframe.lattice.centring_mask`), the rows of which at least one reflection is allowed: the
+        hexagonal rows of hkl and khl then hold R lattices in both the obverse and the reverse setting.
+
+        >>> len(MetricSystem.get("cubic").index_table(2)[1]), len(MetricSystem.get("cubic").index_table(2, "F")[1])
+        (9, 4)
+        """
         hkl = hkl_half_space(limit, limit, limit)
+        if centring != "P":
+            hkl = hkl[centring_mask(hkl, centring)]
         hkl = hkl[np.argsort((hkl**2).sum(axis=1), kind="stable")]
         rows, first = np.unique(self.terms(hkl), axis=0, return_index=True)
         first = np.sort(first)
