@@ -129,12 +129,15 @@ def test_a_marginal_orthorhombic_cell_yields_to_a_monoclinic_one_of_twice_its_m2
     assert best.m20 > 2 * orthorhombic.m20
 
 
-def _benchmark_search(shared_data: Path, name: str) -> tuple[Structure, np.ndarray, Solution]:
-    """A shared structure, the ideal lines benchmarks/bench_ntreor.py gives it (the same noise draw; the benchmark
-    also rounds them to 1e-5 deg) and the best solution of the whole search."""
+def _benchmark_search(shared_data: Path, name: str, noisy: bool = False,
+                      params: SearchParams | None = None) -> tuple[Structure, np.ndarray, Solution]:
+    """A shared structure, the lines benchmarks/bench_ntreor.py gives it (the same draws; the benchmark also rounds
+    them to 1e-5 deg): ideal (0.01 deg of noise) or ``noisy`` (0.03 deg and two impurity lines), and the best
+    solution of the search with ``params``."""
     structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))
-    return structure, lines, search(lines, CU).solutions[0]
+    noise, impurities = (0.03, 2) if noisy else (0.01, 0)
+    lines = _peaks(structure, noise=noise, seed=zlib.crc32(name.encode()), impurities=impurities)
+    return structure, lines, search(lines, CU, params=params).solutions[0]
 
 
 def test_a_much_smaller_orthorhombic_cell_beats_marginal_tetragonal_and_hexagonal_ones(shared_data: Path) -> None:
@@ -186,10 +189,8 @@ def test_noisy_monoclinic_lines_with_impurities_refine_the_right_trial_cell(shar
     screening tolerance with 34 calculated lines; false cells index all 25 with 64 and more. Ordered by
     calculated lines times 3 per unindexed line, the right one came about 1,800th and was never refined; by the
     likelihood of indexing that many lines by chance it comes among the first."""
-    name = "monoclinic__POSCAR-006.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.03, seed=zlib.crc32(name.encode()), impurities=2)
-    best = search(lines, CU, params=SearchParams(systems=("monoclinic",))).solutions[0]
+    structure, _, best = _benchmark_search(shared_data, "monoclinic__POSCAR-006.cif", noisy=True,
+                                           params=SearchParams(systems=("monoclinic",)))
     assert best.crystal_system == "monoclinic" and best.lines_indexed >= best.lines_total - 2
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
 
@@ -199,10 +200,8 @@ def test_noisy_c_centred_monoclinic_lines_with_impurities_give_the_right_lattice
     lines. Screened as a primitive cell, the right trial cell has 76 calculated lines against 70 for a false cell
     that indexes every line at the wide screening tolerance, and came after 45 others (160 in the first scheme);
     screened as the C lattice it is (38 calculated lines), it comes second."""
-    name = "monoclinic__POSCAR-009.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.03, seed=zlib.crc32(name.encode()), impurities=2)
-    best = search(lines, CU, params=SearchParams(systems=("monoclinic",))).solutions[0]
+    structure, _, best = _benchmark_search(shared_data, "monoclinic__POSCAR-009.cif", noisy=True,
+                                           params=SearchParams(systems=("monoclinic",)))
     assert best.crystal_system == "monoclinic" and best.lines_indexed >= best.lines_total - 2
     assert _same_lattice(best.cell, best.centring, structure.cell, "C")
 
@@ -212,10 +211,7 @@ def test_equal_screening_keys_put_the_primitive_trial_cell_first(shared_data: Pa
     index only at 0.09 deg: dozens of tetragonal I 8.34 x 9.62 A trial cells screen with as few calculated lines
     (83) as the right cell; taken first, they pushed it beyond the trial cells refined, and an orthorhombic cell
     with a halved axis won."""
-    name = "tetragonal__POSCAR-127.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.01, seed=zlib.crc32(name.encode()))
-    best = search(lines, CU).solutions[0]
+    structure, _, best = _benchmark_search(shared_data, "tetragonal__POSCAR-127.cif")
     assert best.crystal_system == "tetragonal"
     assert _same_lattice(best.cell, best.centring, structure.cell, "P")
 
@@ -225,10 +221,8 @@ def test_a_monoclinic_cell_passing_widened_yields_to_the_orthorhombic_search_the
     at the nominal tolerance; a monoclinic partial cell (17 lines at M20 81) passes widened to 0.09 deg with 23
     lines at M20 26. The orthorhombic group is searched at that widening too, as the classical descent would,
     and its right cell indexes 23 lines there at M20 47.5."""
-    name = "orthorhombic__POSCAR-035.cif"
-    structure = read_structure(shared_data / "structures" / "spglib" / name)
-    lines = _peaks(structure, noise=0.03, seed=zlib.crc32(name.encode()), impurities=2)
-    best = search(lines, CU, params=SearchParams(time_budget=10.0)).solutions[0]
+    structure, _, best = _benchmark_search(shared_data, "orthorhombic__POSCAR-035.cif", noisy=True,
+                                           params=SearchParams(time_budget=10.0))
     assert best.crystal_system == "orthorhombic"
     assert _same_lattice(best.cell, best.centring, structure.cell, "C")
 
