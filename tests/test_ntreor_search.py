@@ -227,6 +227,16 @@ def test_a_monoclinic_cell_passing_widened_yields_to_the_orthorhombic_search_the
     assert _same_lattice(best.cell, best.centring, structure.cell, "C")
 
 
+def test_a_monoclinic_group_passing_widened_does_not_spare_the_triclinic_search(shared_data: Path) -> None:
+    """Shared structure monoclinic 007 (P 6.796 x 22.55 x 6.809 A, beta 119.3 deg) with the ideal benchmark's
+    lines. The monoclinic search at 0.03 deg finds no acceptable cell, only a partial A-centred cell of half the
+    volume, which passes widened to 0.06 deg with 24 of 25 lines at M20 26.8. The triclinic search at 0.03 deg,
+    which that used to spare, gives the right cell (promoted to monoclinic): 25 lines, M20 39.3."""
+    structure, _, best = _benchmark_search(shared_data, "monoclinic__POSCAR-007.cif")
+    assert best.crystal_system == "monoclinic" and best.lines_indexed == best.lines_total
+    assert _same_lattice(best.cell, best.centring, structure.cell, "P")
+
+
 def test_a_distortion_that_absorbs_noise_yields_to_the_cubic_cell(shared_data: Path) -> None:
     """Shared structure cubic 205 (P 5.624 A) with the noisy benchmark's lines (0.03 deg of noise, two impurity
     lines). An orthorhombic C 7.963 x 7.948 x 5.622 A cell, 0.11 deg from the cubic metric (beyond

@@ -942,6 +942,20 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                                                zero_start, math.inf)
                         found.extend(higher)
                         accepted += [s for s in higher if _acceptable(s, params)]
+                    if group[0] == "monoclinic" and "triclinic" in params.systems:
+                        # nor the triclinic one at the current tolerance, within the time budget: a cell there
+                        # (promoted to its metric's system) indexing more lines than every widened solution with
+                        # a higher M20 ranks above them (ideal lines of monoclinic P 6.796 x 22.55 x 6.809 A, beta
+                        # 119.3 deg: a partial A-centred cell of half the volume passes widened to 0.06 deg with 24
+                        # of 25 lines at M20 26.8; the triclinic search gives the right cell, 25 lines at 0.03 deg
+                        # with M20 39.3)
+                        plain, most = max(a.m20 for a in accepted), max(a.lines_indexed for a in accepted)
+                        lower = _search_group(["triclinic"], two_theta, wavelength, params, factor, zero_start,
+                                              deadline)
+                        lower = [s for s in lower if _acceptable(s, params) and s.lines_indexed > most
+                                 and s.m20 > plain]
+                        found.extend(lower)
+                        accepted += lower
                     # a group passing only at a widened tolerance does not end the descent alone; a monoclinic
                     # cell at the nominal tolerance may leave a line or two unindexed that the widened orthorhombic
                     # one indexes (pseudo-hexagonal monoclinic 5.01 x 8.21 x 5.04 A, beta 119.6 deg: 24 of 25
