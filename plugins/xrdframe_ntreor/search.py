@@ -511,19 +511,17 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
         if x.size == 0:
             continue
         # second stage: every line, against the reflections of each lattice centring (the best one counts)
-        key, score = np.full(len(x), np.inf), np.full(len(x), -np.inf)
-        for centred_table in centred_tables:
+        keys, scores = [], []
+        for centred_table in centred_tables:  # the primitive table first
             counts, n_calc = _count_indexed(x, centred_table, q_obs, tol_screen)
-            if centred_table is table_all:
-                primitive_key = n_calc * 3.0 ** (q_obs.size - counts)
-            key = np.minimum(key, n_calc * 3.0 ** (q_obs.size - counts))
+            keys.append(n_calc * 3.0 ** (q_obs.size - counts))
             if likelihood:
-                score = np.maximum(score, _screen_score(counts, n_calc, q_obs, tol_screen,
-                                                        params.screen_impurity_rate))
+                scores.append(_screen_score(counts, n_calc, q_obs, tol_screen, params.screen_impurity_rate))
         kept_x.append(x)
-        kept_key.append(key)
-        kept_primitive.append(primitive_key)
-        kept_score.append(score)
+        kept_key.append(np.min(keys, axis=0))
+        kept_primitive.append(keys[0])
+        if likelihood:
+            kept_score.append(np.max(scores, axis=0))
     if not kept_x:
         return np.zeros((0, p)), np.zeros(0)
     x = np.concatenate(kept_x)
