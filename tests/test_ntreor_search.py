@@ -416,6 +416,49 @@ def _first_lines(cell: tuple[float, ...], centring: str, n: int = 25, q_max: flo
     return two_theta[keep][:n]
 
 
+#: Reflection conditions of the lattice centrings, written out (International Tables A, table 2.2.13.1).
+_CONDITIONS = {"P": lambda h, k, l: np.ones_like(h, dtype=bool), "C": lambda h, k, l: (h + k) % 2 == 0,  # noqa: E741
+               "A": lambda h, k, l: (k + l) % 2 == 0, "I": lambda h, k, l: (h + k + l) % 2 == 0,  # noqa: E741
+               "F": lambda h, k, l: ((h + k) % 2 == 0) & ((h + l) % 2 == 0)}  # noqa: E741
+
+
+@pytest.mark.parametrize(("system", "cell", "centring"), [
+    ("cubic", (5.4309, 5.4309, 5.4309, 90, 90, 90), "F"), ("cubic", (8.0, 8.0, 8.0, 90, 90, 90), "I"),
+    ("cubic", (4.1569, 4.1569, 4.1569, 90, 90, 90), "P"), ("tetragonal", (5.1, 5.1, 9.3, 90, 90, 90), "I"),
+    ("orthorhombic", (5.2, 7.9, 11.3, 90, 90, 90), "C"), ("orthorhombic", (5.2, 7.9, 11.3, 90, 90, 90), "I"),
+    ("orthorhombic", (5.2, 7.9, 11.3, 90, 90, 90), "F"), ("orthorhombic", (5.2, 7.9, 11.3, 90, 90, 90), "P"),
+    ("monoclinic", (9.41, 11.52, 5.05, 90, 117.3, 90), "C"), ("monoclinic", (9.41, 11.52, 5.05, 90, 117.3, 90), "P")])
+def test_the_centring_of_the_lines_is_detected(system: str, cell: tuple[float, ...], centring: str) -> None:
+    """Lines of every reflection a centring allows (the conditions written out above, hkl enumerated here), 0.01
+    deg of noise and a 0.02 deg zero error: detect_centring started from the conventional cell finds that
+    centring, and the primitive lattice's when there is none, with every line indexed."""
+    from xrdframe_ntreor.refine import detect_centring
+
+    from xrdframe.lattice import q_to_two_theta
+
+    a, b, c = cell[:3]
+    cos = np.cos(np.radians(cell[3:]))
+    metric = np.array([[a * a, a * b * cos[2], a * c * cos[1]], [a * b * cos[2], b * b, b * c * cos[0]],
+                       [a * c * cos[1], b * c * cos[0], c * c]])
+    reciprocal = np.linalg.inv(metric)  # Q(hkl) = h G* h^T = 1/d^2
+    expected = np.array([reciprocal[0, 0], reciprocal[1, 1], reciprocal[2, 2], 2 * reciprocal[0, 1],
+                         2 * reciprocal[0, 2], 2 * reciprocal[1, 2]])
+    r = np.arange(-12, 13)  # |h| <= a / d_min = 11.3 A x 1 A^-1
+    h, k, l = (a.ravel() for a in np.meshgrid(r, r, r, indexing="ij"))  # noqa: E741
+    keep = (np.abs(h) + np.abs(k) + np.abs(l) > 0) & _CONDITIONS[centring](h, k, l)
+    hkl = np.stack([h[keep], k[keep], l[keep]], axis=1)
+    q = np.unique(np.round(np.einsum("ni,ij,nj->n", hkl, reciprocal, hkl), 10))
+    two_theta = q_to_two_theta(q[q <= 1.0], CU)
+    two_theta = two_theta[np.concatenate([[True], np.diff(two_theta) > 0.05])][:20]  # resolved lines
+    two_theta = two_theta + np.random.default_rng(1).normal(0.0, 0.01, two_theta.size) + 0.02
+    found = detect_centring(MetricSystem.get(system), two_theta, CU, expected, 0.03)
+    assert found is not None
+    letter, coeffs, zero, indexing = found
+    assert letter == centring and indexing.count == two_theta.size
+    assert abs(zero - 0.02) < 0.01
+    np.testing.assert_allclose(coeffs, expected, rtol=2e-3, atol=1e-6)
+
+
 def test_a_tetragonal_cell_with_one_axis_halved_is_the_orthorhombic_cell() -> None:
     """An orthorhombic P cell with b = 2a is indexed by the tetragonal cell a' = b (all lines have h even),
     which predicts reflections the smaller cell cannot have: the orthorhombic cell is reported."""
@@ -507,6 +550,34 @@ def test_a_cell_of_very_high_m20_may_leave_impurity_lines_unindexed(system: str,
                  hkl=np.zeros((25, 3), dtype=np.int64), lines_indexed=25 - unindexed, lines_total=25, m20=m20,
                  f_n=m20, n_lines=20, zone=False, rank_score=m20 / (1 + unindexed), tolerance=tolerance)
     assert _acceptable(s, SearchParams()) is acceptable
+
+
+@pytest.mark.parametrize(("cubic_m20", "cubic_indexed", "mono_m20", "mono_tolerance", "cubic_first"), [
+    (13.1, 24, 12.1, 0.09, True), (12.0, 24, 12.1, 0.09, False), (13.1, 22, 12.1, 0.09, False),
+    (12.5, 23, 12.1, 0.09, True), (16.0, 24, 15.0, 0.06, False)])
+def test_a_cubic_cell_beating_an_accepted_lower_one_at_a_widened_tolerance_comes_first(
+        cubic_m20: float, cubic_indexed: int, mono_m20: float, mono_tolerance: float, cubic_first: bool) -> None:
+    """At a widened tolerance a cubic cell keeps the full M20 threshold (20), so noisy lines of cubic F 21.81 A
+    (24 of 25 at 0.09 deg, M20 13.1) leave it below a monoclinic cell accepted at the widened threshold (20 /
+    sqrt 3 = 11.5; 23 of 25, M20 12.1). A cubic cell over the widened threshold that indexes at least as many
+    lines with a higher M20 at the accepted cell's tolerance (or a narrower one) comes first; one with a lower
+    M20, fewer lines, or only at a wider tolerance than the accepted cell's does not."""
+    from xrdframe_ntreor.search import _acceptable, _collapse
+
+    params = SearchParams()
+
+    def solution(system: str, cell: tuple[float, ...], m20: float, indexed: int, tolerance: float) -> Solution:
+        return Solution(crystal_system=system, centring="F" if system == "cubic" else "P",
+                        q_coefficients=tuple(q_coefficients(cell)), cell=cell, volume=100.0, zero_shift=0.0,
+                        hkl=np.zeros((25, 3), dtype=np.int64), lines_indexed=indexed, lines_total=25, m20=m20,
+                        f_n=m20, n_lines=20, zone=False, rank_score=m20 / (26 - indexed), tolerance=tolerance)
+
+    cubic = solution("cubic", (21.79, 21.79, 21.79, 90.0, 90.0, 90.0), cubic_m20, cubic_indexed, 0.09)
+    mono = solution("monoclinic", (7.805, 6.573, 12.76, 90.0, 135.66, 90.0), mono_m20, 23, mono_tolerance)
+    assert not _acceptable(cubic, params) and _acceptable(mono, params)
+    ordered = _collapse([mono, cubic], params)
+    assert (ordered[0] is cubic) is cubic_first
+    assert _collapse([cubic, mono], params)[0] is ordered[0]
 
 
 def test_impurity_lines_do_not_push_a_right_cell_below_a_false_one() -> None:

@@ -265,6 +265,10 @@ def _near_swaps(system: MetricSystem, coeffs: np.ndarray, closeness: float = 0.0
     return starts
 
 
+#: Lines the refined primitive cell may index fewer with a centring's reflections only for the centring to be tried.
+_CENTRING_SLACK = 2
+
+
 def detect_centring(system: MetricSystem, two_theta: np.ndarray, wavelength: float, coeffs: np.ndarray,
                     tolerance: float, *, zero_shift: bool = True, zero_start: float = 0.0
                     ) -> tuple[str, np.ndarray, float, Indexing] | None:
@@ -284,7 +288,14 @@ def detect_centring(system: MetricSystem, two_theta: np.ndarray, wavelength: flo
         return None
     best = max(primitive, key=lambda r: r[2].count)
     letter = "P"
+    q_best = two_theta_to_q(np.asarray(two_theta, dtype=float) - best[1], wavelength)
+    tolerance_q = q_gradient(two_theta, wavelength) * tolerance
     for trial_letter in CENTRINGS[system.name]:
+        if index_lines(q_best, best[0], tolerance_q, trial_letter).count < best[2].count - _CENTRING_SLACK:
+            # the refined primitive cell, its reflections restricted to the centred lattice's, misses too many of
+            # the lines it indexes for the centring to hold; skipping it saves the refinements from every start
+            # (three rounds of indexing and least squares each), most of the time of a lattice without centring
+            continue
         for start in starts:
             trial = refined(trial_letter, start, best[2].count)
             if trial is not None and trial[2].count >= best[2].count and (

@@ -852,11 +852,38 @@ def _acceptable(s: Solution, params: SearchParams) -> bool:
 _FEW_PARAMETERS = ("cubic", "tetragonal", "hexagonal", "trigonal")
 
 
+def _dominating_cubic(s: Solution, accepted: list[Solution], params: SearchParams) -> bool:
+    """Whether ``s`` is a cubic cell at a widened tolerance held back only by the full threshold that cubic cells
+    keep there (:func:`_acceptable`), which beats an acceptable solution of more parameters at its own tolerance or
+    a wider one: at least as many lines indexed with a higher M20. The threshold guards against large false cubic
+    cells that index nearly every line at wide tolerances; one that fits better than an accepted cell of lower
+    symmetry is no such accident, and the lower cell's extra parameters explain nothing more (cubic F 21.81 A,
+    noisy lines: 24 of 25 at 0.09 deg with M20 13.1, against a monoclinic P cell's 23 at M20 12.1)."""
+    widened = s.tolerance / params.tolerance
+    if s.crystal_system != "cubic" or s.zone or widened <= 1.01:
+        return False
+    allowed = math.floor(params.max_unindexed * s.lines_total / params.max_lines + 0.5)
+    if s.lines_total - s.lines_indexed > allowed or s.m20 < params.m20_threshold / math.sqrt(widened):
+        return False
+    return any(a.crystal_system != "cubic" and a.tolerance >= s.tolerance / 1.01 and s.lines_indexed >= a.lines_indexed
+               and s.m20 > a.m20 for a in accepted)
+
+
+def _passing(solutions: list[Solution], params: SearchParams) -> list[bool]:
+    """Which solutions pass: acceptable ones (:func:`_acceptable`) and cubic ones dominating an acceptable one
+    (:func:`_dominating_cubic`)."""
+    ok = [_acceptable(s, params) for s in solutions]
+    accepted = [s for s, a in zip(solutions, ok, strict=True) if a]
+    return [a or (bool(accepted) and _dominating_cubic(s, accepted, params)) for s, a in zip(solutions, ok,
+                                                                                                strict=True)]
+
+
 def _collapse(solutions: list[Solution], params: SearchParams) -> list[Solution]:
-    """Acceptable solutions first, each part best-ranked first; drop solutions whose Niggli-reduced primitive
-    cell equals a better one's. (A right cell leaving two impurity lines unindexed ranks below a doubled cell
-    that indexes them at half its M20, but only the first is acceptable.)"""
-    ordered = sorted(solutions, key=lambda s: (not _acceptable(s, params), -s.rank_score, s.volume))
+    """Passing solutions first (:func:`_passing`), each part best-ranked first; drop solutions whose
+    Niggli-reduced primitive cell equals a better one's. (A right cell leaving two impurity lines unindexed ranks
+    below a doubled cell that indexes them at half its M20, but only the first is acceptable.)"""
+    passing = {id(s): ok for s, ok in zip(solutions, _passing(solutions, params), strict=True)}
+    ordered = sorted(solutions, key=lambda s: (not passing[id(s)], -s.rank_score, s.volume))
     kept: list[Solution] = []
     reduced_kept = np.zeros((0, 6))
     for s in ordered:
@@ -1029,7 +1056,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
     reason = None
     if not solutions:
         reason = "no trial cell indexes the lines within tolerance"
-    elif not _acceptable(solutions[0], params):
+    elif not _passing(solutions, params)[0]:
         reason = (f"best solution is doubtful: M20 {solutions[0].m20:.1f}, "
                   f"{solutions[0].lines_total - solutions[0].lines_indexed} unindexed lines")
     return SearchResult(tuple(solutions), reason, time.perf_counter() - start)
