@@ -239,10 +239,11 @@ def test_a_monoclinic_group_passing_widened_does_not_spare_the_triclinic_search(
 
 def test_a_distortion_that_absorbs_noise_yields_to_the_cubic_cell(shared_data: Path) -> None:
     """Shared structure cubic 205 (P 5.624 A) with the noisy benchmark's lines (0.03 deg of noise, two impurity
-    lines). An orthorhombic C 7.963 x 7.948 x 5.622 A cell, 0.11 deg from the cubic metric (beyond
-    max_obliquity), indexes 19 of the 21 lines at the nominal 0.03 deg with M20 49; the cubic cell needs 0.09 deg
-    for the same lines, with M20 44. The search now refines the higher symmetry at the widened tolerances in its
-    place, and the indexer reports the cubic cell (as the benchmark counts it)."""
+    lines). Orthorhombic C 7.947 x 7.963 x 5.621 A cells (beyond max_obliquity from the tetragonal and cubic
+    metrics) index 19 of the 21 lines at the nominal 0.03 deg with M20 42. The search refines the higher symmetry
+    at the widened tolerances in their place (a tetragonal 5.624 x 5.629 A cell: the same lines at 0.09 deg, M20
+    29) and ends on a near-cubic tetragonal cell, which the indexer reports as the cubic cell within its lattice
+    tolerance (as the benchmark counts it)."""
     from xrdframe_ntreor.indexer import Ntreor, NtreorParams
 
     from xrdframe.pattern import ObservedPeaks

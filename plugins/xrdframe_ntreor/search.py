@@ -728,10 +728,11 @@ def _promote(s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: flo
         return s
     acceptable = _acceptable(s, params)
     # noisy lines: a distortion absorbs position errors that the nominal tolerance does not cover, at obliquities
-    # beyond max_obliquity (0.03 deg of noise: an orthorhombic C 7.963 x 7.948 x 5.622 A cell, 0.11 deg from the
-    # cubic P 5.624 A cell, indexes 19 of 21 lines at 0.03 deg with M20 49; the cubic cell indexes the same lines
-    # at 0.09 deg with M20 44). The higher system refined at the widened tolerances takes its place when it
-    # indexes as many lines, is acceptable there and its M20 is not min_lower_gain times lower
+    # beyond max_obliquity (cubic P 5.624 A, 0.03 deg of noise and two impurity lines: an orthorhombic C 7.947 x
+    # 7.963 x 5.621 A cell indexes 19 of 21 lines at 0.03 deg with M20 42, refined as a tetragonal 5.624 x 5.629 A
+    # cell the same lines at 0.09 deg with M20 29; the search ends on such a near-cubic tetragonal cell, which the
+    # indexer's lattice tolerance reports as cubic). The higher system refined at the widened tolerances takes its
+    # place when it indexes as many lines, is acceptable there and its M20 is not min_lower_gain times lower
     for system, x, _ in _higher_metrics(s, params.noise_obliquity):
         if not acceptable and system.name not in _FEW_PARAMETERS:
             # from a partial solution only a cell of one or two parameters: an orthorhombic one refined at the
