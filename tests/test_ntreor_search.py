@@ -581,6 +581,35 @@ def test_a_cubic_cell_beating_an_accepted_lower_one_at_a_widened_tolerance_comes
     assert _collapse([cubic, mono], params)[0] is ordered[0]
 
 
+def test_the_triclinic_search_keeps_a_share_of_the_budget_the_monoclinic_one_used_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monoclinic group that runs past the time budget (here a stand-in that sleeps through it and finds
+    nothing) still leaves the triclinic group TRICLINIC_SHARE of the budget from its own start at the widest
+    tolerance, the last resort; at the narrower ones the triclinic search is skipped, as before (noisy triclinic
+    002 ended as a doubtful monoclinic cell although the triclinic search alone finds its cell in 5 s)."""
+    import time
+
+    import xrdframe_ntreor.search as search_module
+
+    budget = 0.2
+    calls: list[tuple[str, float, float]] = []
+
+    def stand_in(names: list[str], *args: object) -> list[Solution]:
+        deadline = float(args[-1])  # type: ignore[arg-type]
+        calls.append((names[0], deadline, time.perf_counter()))
+        if names[0] == "monoclinic":
+            time.sleep(1.2 * budget)
+        return []
+
+    monkeypatch.setattr(search_module, "_search_group", stand_in)
+    lines = _first_lines((5.0, 6.0, 7.0, 80.0, 85.0, 95.0), "P", n=20)
+    search(lines, CU, params=SearchParams(time_budget=budget))
+    triclinic = [(deadline, at) for name, deadline, at in calls if name == "triclinic"]
+    assert sum(name == "monoclinic" for name, _, _ in calls) == len(SearchParams().widen)
+    assert len(triclinic) == 1
+    assert triclinic[0][0] - triclinic[0][1] >= 0.99 * search_module.TRICLINIC_SHARE * budget
+
+
 def test_impurity_lines_do_not_push_a_right_cell_below_a_false_one() -> None:
     """The first 22 lines of a tetragonal 3.846 x 5.308 A cell (measured LuOF's) with three lines of another
     phase among them, none in the first 12 screened: the tetragonal cell indexes 22 of 25 at an M20 in the

@@ -90,7 +90,9 @@ class NtreorParams:
         doc="a cubic, tetragonal or hexagonal cell with M20 at least this (nominal tolerance) may leave up to 20 % "
         "of the lines unindexed, as impurity lines; null: never (a phase-pure sample)")
     time_budget: float = param(60.0, unit="s", validator=positive,
-                               doc="time allowed for the monoclinic and triclinic searches (per attempt)")
+                               doc="time allowed for the monoclinic and triclinic searches, per tolerance (at "
+                               "the widest, the triclinic search gets at least a third of it even when the "
+                               "monoclinic one used it up)")
     zero_shift: bool = param(True, doc="refine a zero shift with the cell")
     max_candidates: int = param(10, doc="candidates returned, best first", validator=positive)
     extinction: bool = param(True, doc="rank extinction groups from the reflections missing among the lines")
