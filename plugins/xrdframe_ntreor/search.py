@@ -833,13 +833,17 @@ def _primitive_volume(s: Solution) -> float:
     return s.volume / _LATTICE_POINTS[s.centring]
 
 
+def _allowed_unindexed(s: Solution, params: SearchParams) -> int:
+    """Unindexed lines an acceptable solution may leave: ``max_unindexed`` for ``max_lines`` lines, proportionally
+    fewer for fewer lines, rounded (24 lines still allow 2)."""
+    return math.floor(params.max_unindexed * s.lines_total / params.max_lines + 0.5)
+
+
 def _acceptable(s: Solution, params: SearchParams) -> bool:
     """No dominant zone, few unindexed lines, and M20 over the threshold (divided by the square root of the
     tolerance widening: noisier lines give lower M20); or, for a cubic, tetragonal or hexagonal cell at the
     nominal tolerance, M20 of at least ``impurity_m20`` with at most ``max_impurity_share`` of the lines
     unindexed."""
-    # proportionally fewer for fewer lines, rounded (24 lines still allow 2)
-    allowed = math.floor(params.max_unindexed * s.lines_total / params.max_lines + 0.5)
     widened = max(s.tolerance / params.tolerance, 1.0)
     # noisier lines give lower M20; but a cubic cell has so few parameters that a large false one indexes
     # everything at wide tolerances: it keeps the full threshold
@@ -847,7 +851,7 @@ def _acceptable(s: Solution, params: SearchParams) -> bool:
     unindexed = s.lines_total - s.lines_indexed
     if s.zone:
         return False
-    if unindexed <= allowed and s.m20 >= threshold:
+    if unindexed <= _allowed_unindexed(s, params) and s.m20 >= threshold:
         return True
     # impurity lines: a cell of one or two parameters fitting the others this well at the nominal tolerance is
     # no accident; the extra parameters of lower symmetries absorb noise instead (noisy tetragonal 3.02 x 5.31 A
@@ -870,8 +874,8 @@ def _dominating_cubic(s: Solution, accepted: list[Solution], params: SearchParam
     widened = s.tolerance / params.tolerance
     if s.crystal_system != "cubic" or s.zone or widened <= 1.01:
         return False
-    allowed = math.floor(params.max_unindexed * s.lines_total / params.max_lines + 0.5)
-    if s.lines_total - s.lines_indexed > allowed or s.m20 < params.m20_threshold / math.sqrt(widened):
+    if (s.lines_total - s.lines_indexed > _allowed_unindexed(s, params)
+            or s.m20 < params.m20_threshold / math.sqrt(widened)):
         return False
     return any(a.crystal_system != "cubic" and a.tolerance >= s.tolerance / 1.01 and s.lines_indexed >= a.lines_indexed
                and s.m20 > a.m20 for a in accepted)
