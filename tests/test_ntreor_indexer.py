@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from conftest import REPO
@@ -217,3 +218,40 @@ def test_a_candidates_centring_is_its_lattice_letter() -> None:
     assert aba2.to_dict()["symbol_cell"] == [9.0, 5.0, 8.0, 90.0, 90.0, 90.0]
     with pytest.raises(ValueError, match="unknown Bravais lattice 'xC'"):
         lattice_centring("xC")
+
+
+def test_lines_that_fit_within_the_nominal_tolerance_are_not_promoted_on_the_metric_alone() -> None:
+    """Monoclinic P 6.796 x 22.55 x 6.809 A, beta 119.29 deg (shared structure monoclinic 007): its lattice is
+    orthorhombic C within 0.12 deg, inside the indexer's 0.5 deg lattice tolerance. A cell the search refines at a
+    widened tolerance (0.06 deg) whose lines all lie within the nominal 0.03 deg shows the split, and stays
+    monoclinic; only lines that needed the widened tolerance are promoted on the metric alone (Occam)."""
+    from xrdframe_ntreor.indexer import _conventional
+    from xrdframe_ntreor.refine import reflections
+    from xrdframe_ntreor.search import SearchParams, _evaluate
+    from xrdframe_ntreor.systems import MetricSystem
+
+    from xrdframe.lattice import q_coefficients, q_to_two_theta, q_values
+
+    cell = (6.7956, 22.55, 6.809, 90.0, 119.292, 90.0)
+    _, q = reflections(np.array(q_coefficients(cell)), 0.3)
+    two_theta = np.unique(np.round(q_to_two_theta(q, 1.5406), 4))
+    two_theta = two_theta[np.concatenate([[True], np.diff(two_theta) > 0.02])]
+    # 25 of the resolved lines up to 2theta = 65 deg, as strong lines are a part of them in a measured pattern
+    rng = np.random.default_rng(7)
+    two_theta = np.sort(rng.choice(two_theta, 25, replace=False) + rng.normal(0.0, 0.005, 25))
+    monoclinic = MetricSystem.get("monoclinic")
+    solution = _evaluate(monoclinic, monoclinic.parameters(q_coefficients(cell)), two_theta, 1.5406, 0.06, 0.12,
+                         SearchParams(), 0.0)
+    assert solution is not None and solution.tolerance == 0.06 and solution.lines_indexed == 25
+    # the largest error, computed again from the indices and the refined cell
+    q_calc = q_values(solution.hkl.astype(float), np.array(solution.q_coefficients))
+    error = np.abs(two_theta - solution.zero_shift - q_to_two_theta(q_calc, 1.5406))
+    assert solution.max_error == pytest.approx(error.max(), abs=1e-9) and solution.max_error < 0.03
+    assert _conventional(solution, 0.5, 0.03).bravais_lattice == "mP"
+    # the same cell with a line 0.05 deg off: the lines cannot show a 0.12 deg split, the metric decides
+    assert _conventional(attrs.evolve(solution, max_error=0.05), 0.5, 0.03).bravais_lattice == "oC"
+    # and the lines do show it: the orthorhombic C cell leaves lines outside the nominal tolerance
+    orthorhombic = MetricSystem.get("orthorhombic")
+    refit = _evaluate(orthorhombic, orthorhombic.parameters(q_coefficients((6.877, 11.744, 22.556, 90, 90, 90))),
+                      two_theta, 1.5406, 0.03, 0.06, SearchParams(), 0.0)
+    assert refit is None or refit.lines_indexed < 25

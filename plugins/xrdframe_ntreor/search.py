@@ -236,6 +236,8 @@ class Solution:
     :ivar split_by_lines: the crystal system was chosen below the metric's by the lines themselves (a
         distorted cell that indexes them with ``min_lower_gain`` times the M20): not to be promoted on the
         metric alone.
+    :ivar max_error: largest |2theta_obs - zero_shift - 2theta_calc| of an indexed line, degrees: the tolerance
+        the lines needed (a cell found at a widened tolerance may fit them within the nominal one).
     """
 
     crystal_system: str
@@ -254,6 +256,7 @@ class Solution:
     rank_score: float = 0.0
     tolerance: float = 0.0
     split_by_lines: bool = False
+    max_error: float = 0.0
 
 
 @attrs.frozen(eq=False)
@@ -601,6 +604,7 @@ def _solution(system: MetricSystem, coeffs: np.ndarray, centring: str, indexing:
     tt_obs = two_theta - zero
     tt_possible = q_to_two_theta(indexing.q_possible, wavelength)
     tt_calc = q_to_two_theta(np.where(indexed, indexing.q_calc, q_obs), wavelength)
+    max_error = float(np.max(np.abs(tt_obs - tt_calc), initial=0.0))  # 0 for unindexed lines (tt_calc = tt_obs)
     score_fn = f_n(tt_obs, tt_possible, two_theta_calc=tt_calc, n=n, indexed=indexed)
     unindexed = int(np.count_nonzero(~indexed))
     zone = is_zone(hkl[indexed])
@@ -610,7 +614,7 @@ def _solution(system: MetricSystem, coeffs: np.ndarray, centring: str, indexing:
                     cell=cell, volume=volume, zero_shift=float(zero), hkl=hkl.astype(np.int64),
                     lines_indexed=int(indexing.count), lines_total=int(n_total), m20=float(score_m20),
                     f_n=float(score_fn), n_lines=n, zone=bool(zone), rank_score=float(rank),
-                    tolerance=float(tolerance))
+                    tolerance=float(tolerance), max_error=max_error)
 
 
 def _grow(system: MetricSystem, s: Solution, two_theta: np.ndarray, wavelength: float, tol_deg: float,
