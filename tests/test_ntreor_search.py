@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import zlib
 from pathlib import Path
@@ -583,12 +584,11 @@ def test_a_cubic_cell_beating_an_accepted_lower_one_at_a_widened_tolerance_comes
 
 def test_the_triclinic_search_keeps_a_share_of_the_budget_the_monoclinic_one_used_up(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A monoclinic group that runs past the time budget (here a stand-in that sleeps through it and finds
-    nothing) still leaves the triclinic group TRICLINIC_SHARE of the budget from its own start at the widest
-    tolerance, the last resort; at the narrower ones the triclinic search is skipped, as before (noisy triclinic
-    002 ended as a doubtful monoclinic cell although the triclinic search alone finds its cell in 5 s)."""
-    import time
-
+    """A monoclinic group that works past the time budget (here a stand-in that counts refinements through it and
+    finds nothing) still leaves the triclinic group TRICLINIC_SHARE of the budget from its own start at the
+    widest tolerance, the last resort; at the narrower ones the triclinic search is skipped, as before (noisy
+    triclinic 002 ended as a doubtful monoclinic cell although the triclinic search alone finds its cell in 5 s).
+    The budget counts work, not wall time."""
     import xrdframe_ntreor.search as search_module
 
     budget = 0.2
@@ -596,18 +596,45 @@ def test_the_triclinic_search_keeps_a_share_of_the_budget_the_monoclinic_one_use
 
     def stand_in(names: list[str], *args: object) -> list[Solution]:
         deadline = float(args[-1])  # type: ignore[arg-type]
-        calls.append((names[0], deadline, time.perf_counter()))
+        calls.append((names[0], deadline, search_module._work_done()))
         if names[0] == "monoclinic":
-            time.sleep(1.2 * budget)
+            search_module._count_work(refinements=math.ceil(1.2 * budget / search_module.SECONDS_PER_REFINEMENT))
         return []
 
     monkeypatch.setattr(search_module, "_search_group", stand_in)
     lines = _first_lines((5.0, 6.0, 7.0, 80.0, 85.0, 95.0), "P", n=20)
-    search(lines, CU, params=SearchParams(time_budget=budget))
+    result = search(lines, CU, params=SearchParams(time_budget=budget))
     triclinic = [(deadline, at) for name, deadline, at in calls if name == "triclinic"]
     assert sum(name == "monoclinic" for name, _, _ in calls) == len(SearchParams().widen)
     assert len(triclinic) == 1
-    assert triclinic[0][0] - triclinic[0][1] >= 0.99 * search_module.TRICLINIC_SHARE * budget
+    assert triclinic[0][0] - triclinic[0][1] == pytest.approx(search_module.TRICLINIC_SHARE * budget)
+    assert result.work >= len(SearchParams().widen) * 1.2 * budget
+
+
+def test_the_budget_counts_work_so_a_slower_machine_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monoclinic search of a monoclinic cell's lines, with a budget of twice the work it needs: with every
+    screening batch made 0.5 s slower (a loaded or slower machine) the search runs past the budget in wall time, and
+    still does the same work and gives the same solutions (a wall-clock budget cut it short)."""
+    import time
+
+    import xrdframe_ntreor.search as search_module
+
+    lines = _first_lines((5.0, 6.0, 7.0, 90.0, 100.0, 90.0), "P", n=20)
+    needed = search(lines, CU, params=SearchParams(systems=("monoclinic",))).work
+    params = SearchParams(systems=("monoclinic",), time_budget=2 * needed)
+    fast = search(lines, CU, params=params)
+    count_indexed = search_module._count_indexed
+
+    def slow(*args: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        time.sleep(0.5)
+        return count_indexed(*args)
+
+    monkeypatch.setattr(search_module, "_count_indexed", slow)
+    slowed = search(lines, CU, params=params)
+    assert slowed.seconds > params.time_budget > fast.work
+    assert fast.work == slowed.work == needed and fast.solutions[0].crystal_system == "monoclinic"
+    assert [(s.crystal_system, s.cell, s.m20) for s in fast.solutions] == [
+        (s.crystal_system, s.cell, s.m20) for s in slowed.solutions]
 
 
 def test_impurity_lines_do_not_push_a_right_cell_below_a_false_one() -> None:

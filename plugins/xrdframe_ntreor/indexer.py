@@ -92,7 +92,8 @@ class NtreorParams:
     time_budget: float = param(60.0, unit="s", validator=positive,
                                doc="time allowed for the monoclinic and triclinic searches, per tolerance (at "
                                "the widest, the triclinic search gets at least a third of it even when the "
-                               "monoclinic one used it up)")
+                               "monoclinic one used it up); counted as work in reference seconds, not timed, so "
+                               "that answers do not depend on the machine or its load")
     zero_shift: bool = param(True, doc="refine a zero shift with the cell")
     max_candidates: int = param(10, doc="candidates returned, best first", validator=positive)
     extinction: bool = param(True, doc="rank extinction groups from the reflections missing among the lines")

@@ -34,6 +34,7 @@ among the first 20), then smallest volume.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 import time
@@ -83,6 +84,44 @@ SCREEN_CENTRINGS = {"cubic": ("I", "F"), "tetragonal": ("I",), "hexagonal": ("R"
 #: Share of ``SearchParams.time_budget`` the triclinic search gets from its own start at the widest tolerance,
 #: when the monoclinic search before it left less.
 TRICLINIC_SHARE = 1.0 / 3.0
+
+#: Cost of the search's work in reference seconds (the budget counts work, not wall time, so that an answer does
+#: not depend on the machine or its load): one refinement of a trial cell (:func:`_evaluate`, with what it calls),
+#: and one (trial cell, calculated reflection, observed line) comparison when screening. Fitted (least squares of
+#: the relative error) to the wall time of 154 single-process searches on the 2-core development machine (every
+#: sixth shared structure, ideal and noisy lines, budget 10): wall time / work has median 1.0, 10th and 90th
+#: percentiles 0.83 and 1.57 (costs not counted: zero-shift retries, reduction, the extinction group).
+SECONDS_PER_REFINEMENT = 0.0057
+SECONDS_PER_COMPARISON = 5.5e-10
+
+
+@attrs.define
+class _Work:
+    """Work done by one search so far: refinements and screening comparisons."""
+
+    refinements: int = 0
+    comparisons: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """The work in reference seconds."""
+        return self.refinements * SECONDS_PER_REFINEMENT + self.comparisons * SECONDS_PER_COMPARISON
+
+
+_WORK: contextvars.ContextVar[_Work] = contextvars.ContextVar("ntreor_work")
+
+
+def _work_done() -> float:
+    """Reference seconds of work of the current search (0 outside :func:`search`)."""
+    work = _WORK.get(None)
+    return 0.0 if work is None else work.seconds
+
+
+def _count_work(refinements: int = 0, comparisons: int = 0) -> None:
+    work = _WORK.get(None)
+    if work is not None:
+        work.refinements += refinements
+        work.comparisons += comparisons
 
 
 def _systems(value: Sequence[str]) -> tuple[str, ...]:
@@ -136,10 +175,11 @@ class SearchParams:
         (asymmetry, overlaps, K-alpha2) that the test's model of independent errors ignores: PbSO4's 25 lines
         give 3e-4 for a spurious monoclinic beta = 90.05 deg, real distortions of 0.1-1 % in lines with 0.01 deg
         noise below 1e-9.
-    :ivar time_budget: seconds allowed for the monoclinic and triclinic searches together, per tolerance (and for
-        the monoclinic search that checks a marginal or widened orthorhombic solution); at the widest tolerance
-        the triclinic search gets at least :data:`TRICLINIC_SHARE` of it even when the monoclinic search used it
-        up.
+    :ivar time_budget: reference seconds of work (counted, not timed: :data:`SECONDS_PER_REFINEMENT`,
+        :data:`SECONDS_PER_COMPARISON`) allowed for the monoclinic and triclinic searches together, per tolerance
+        (and for the monoclinic search that checks a marginal or widened orthorhombic solution); at the widest
+        tolerance the triclinic search gets at least :data:`TRICLINIC_SHARE` of it even when the monoclinic
+        search used it up.
     :ivar systems: crystal systems to try ('trigonal' means 'hexagonal': one metric).
     :ivar basis_lines: lines from which basis sets are drawn (the first ones).
     :ivar n_screen: first lines every trial cell is screened against.
@@ -266,11 +306,14 @@ class SearchResult:
     :ivar solutions: best first.
     :ivar reason: why the list is empty (or a remark), else None.
     :ivar seconds: wall time.
+    :ivar work: reference seconds of work (:data:`SECONDS_PER_REFINEMENT`, :data:`SECONDS_PER_COMPARISON`), what
+        ``SearchParams.time_budget`` bounds; the same on every machine.
     """
 
     solutions: tuple[Solution, ...] = attrs.field(converter=tuple)
     reason: str | None
     seconds: float
+    work: float = 0.0
 
 
 def validate_lines(two_theta: object, wavelength: object, min_lines: int = 6) -> str | None:
@@ -408,6 +451,7 @@ def _count_indexed(x: np.ndarray, table: np.ndarray, q_obs: np.ndarray, tol: np.
     """For trial cells ``x`` (n, p): lines of ``q_obs`` within ``tol`` of a calculated Q of the hkl ``table`` rows
     (m, p), and the number of calculated Q up to the last line; both shape (n,)."""
     n, m = x.shape[0], table.shape[0]
+    _count_work(comparisons=n * m * q_obs.size)
     q_top = float(q_obs[-1] + tol[-1])
     counts = np.zeros(n, dtype=np.int64)
     n_calc = np.zeros(n, dtype=np.int64)
@@ -434,6 +478,7 @@ def _nearest(x: np.ndarray, table: np.ndarray, q_obs: np.ndarray) -> tuple[np.nd
     """For trial cells ``x`` (n, p): the row of the hkl ``table`` (m, p) whose calculated Q is nearest each line of
     ``q_obs``, and the distance; both shape (n, lines)."""
     n, m = x.shape[0], table.shape[0]
+    _count_work(comparisons=n * m * q_obs.size)
     idx = np.zeros((n, q_obs.size), dtype=np.int64)
     dist = np.zeros((n, q_obs.size))
     q_top = float(q_obs[-1])
@@ -502,7 +547,7 @@ def _screen(system: MetricSystem, scheme: _Scheme, q_obs: np.ndarray, tol_screen
     kept_x, kept_key, kept_primitive, kept_score = [], [], [], []
     per_batch = max(1, 300_000 // max(len(inverses), 1))
     for start in range(0, len(tuples), per_batch):
-        if time.perf_counter() > deadline:
+        if _work_done() > deadline:
             break
         q_basis = q_obs[tuples[start:start + per_batch]]  # (t, p)
         x = np.einsum("aij,tj->tai", inverses, q_basis).reshape(-1, p)
@@ -568,6 +613,7 @@ def _screen_score(counts: np.ndarray, n_calc: np.ndarray, q_obs: np.ndarray, tol
 def _evaluate(system: MetricSystem, x: np.ndarray, two_theta: np.ndarray, wavelength: float, tol_deg: float,
               screen_deg: float, params: SearchParams, zero_start: float) -> Solution | None:
     """Refine one trial cell on all lines and score it."""
+    _count_work(refinements=1)
     refined = refine_indexing(system, two_theta, wavelength, system.coefficients(x)[0],
                               (screen_deg, 0.5 * (screen_deg + tol_deg), tol_deg), zero_shift=params.zero_shift,
                               zero_start=zero_start, min_indexed=system.n_params + 2)
@@ -920,10 +966,22 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
            params: SearchParams | None = None) -> SearchResult:
     """Index observed peak positions (degrees 2theta at ``wavelength`` Angstrom); never raises for bad input.
 
-    :returns: ranked solutions with the reason when there are none, and the seconds spent.
+    The time budget counts the search's work (:class:`SearchResult` ``work``), not wall time: the same lines
+    give the same answer on any machine and under any load.
+
+    :returns: ranked solutions with the reason when there are none, the wall seconds and the work spent.
     """
+    work = _Work()
+    token = _WORK.set(work)
+    try:
+        result = _search(two_theta, wavelength, params or SearchParams())
+    finally:
+        _WORK.reset(token)
+    return attrs.evolve(result, work=work.seconds)
+
+
+def _search(two_theta: Sequence[float] | np.ndarray, wavelength: float, params: SearchParams) -> SearchResult:
     start = time.perf_counter()
-    params = params or SearchParams()
     reason = validate_lines(two_theta, wavelength, params.min_lines)
     if reason is not None:
         return SearchResult((), reason, time.perf_counter() - start)
@@ -943,7 +1001,7 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
             if not names:
                 continue
             if group[0] in ("monoclinic", "triclinic") and low_start is None:
-                low_start = time.perf_counter()
+                low_start = _work_done()
             deadline = math.inf if low_start is None else low_start + params.time_budget
             if group[0] == "triclinic" and factor == params.widen[-1]:
                 # at the widest tolerance, the last resort, the triclinic group gets a share of the budget of its
@@ -952,8 +1010,8 @@ def search(two_theta: Sequence[float] | np.ndarray, wavelength: float, *,
                 # it had no time left); at narrower tolerances a false triclinic cell found so passes before the
                 # right cell of a higher system at a wider one (noisy orthorhombic 035, tetragonal 112, monoclinic
                 # 015)
-                deadline = max(deadline, time.perf_counter() + TRICLINIC_SHARE * params.time_budget)
-            if time.perf_counter() > deadline:
+                deadline = max(deadline, _work_done() + TRICLINIC_SHARE * params.time_budget)
+            if _work_done() > deadline:
                 break
             group_found = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
             found.extend(group_found)
@@ -1135,7 +1193,7 @@ def _check_next(group: tuple[str, ...], accepted: list[Solution], min_lines: int
     small = params.max_smaller_volume * min(_primitive_volume(a) for a in accepted)
     most = max(a.lines_indexed for a in accepted)
     # the monoclinic search is bounded by the time budget, as it is in the descent
-    deadline = time.perf_counter() + params.time_budget if names[0] == "monoclinic" else math.inf
+    deadline = _work_done() + params.time_budget if names[0] == "monoclinic" else math.inf
     lower = _search_group(names, two_theta, wavelength, params, factor, zero_start, deadline)
     out = [s for s in lower if _acceptable(s, params) and s.lines_indexed >= min_lines
            and (s.m20 > best or (s.m20 > plain and s.lines_indexed >= most and _primitive_volume(s) <= small))]
@@ -1178,7 +1236,7 @@ def _widen_partials(group_found: list[Solution], two_theta: np.ndarray, waveleng
         # indexed at the refinement tolerance, not the wider screening tolerance of raw trial cells
         tol_deg = params.tolerance * wider
         for i, s in enumerate(partial):
-            if time.perf_counter() > deadline:
+            if _work_done() > deadline:
                 return out
             system = MetricSystem.get(s.crystal_system)
             x = system.parameters(np.array(s.q_coefficients))
@@ -1253,7 +1311,7 @@ def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: floa
     found: list[Solution] = []
     n_refine = params.n_refine_settled if settled else params.n_refine
     for i, scheme in enumerate(_schemes(system, params, two_theta.size)):
-        if time.perf_counter() > deadline:
+        if _work_done() > deadline:
             break
         if i == 0 and first_trials is not None:
             trials = first_trials
@@ -1262,7 +1320,7 @@ def _search_system(system: MetricSystem, two_theta: np.ndarray, wavelength: floa
         seen = np.zeros((0, system.n_params))
         extra = n_refine
         for x in trials:
-            if len(seen) >= n_refine or extra <= 0 or time.perf_counter() > deadline:
+            if len(seen) >= n_refine or extra <= 0 or _work_done() > deadline:
                 break
             if np.any(np.all(np.abs(seen - x) <= 1e-3 * np.abs(x), axis=1)):
                 continue
